@@ -1,0 +1,513 @@
+/*
+ * stx-launch: turns itself, step by step, from root into the user's program.
+ *
+ * Run by stx-elevated as root, with an empty environment, fds 0-2 the
+ * client's stdio, and the fds below given by number.
+ *
+ *   stx-launch --uid N --gid N --exec-gid N --groups G1,G2,... --umask OCTAL
+ *              [--rlimit NAME=SOFT:HARD]... [--env NAME=VALUE]...
+ *              --control-fd N --cwd-fd N --exec-fd N --filter-fd N
+ *              -- ARGV0 [ARG...]
+ *
+ * Every option takes one value and comes once, except --rlimit (once per
+ * NAME) and --env (once per NAME: the program's whole environment). Numbers
+ * are decimal digits only (umask: octal digits); ids 0..4294967294; --uid 0
+ * needs --gid 0; --exec-gid is not 0 and differs from --gid; --groups may be
+ * empty, at most 65536; fds are >= 3, distinct and open; --control-fd is an
+ * AF_UNIX SOCK_SEQPACKET socket. The filter fd yields 1..4096 struct
+ * sock_filter then EOF (the broker writes it and closes its end). At most
+ * 65536 argv and 65536 env entries, 1 MiB of strings in all, argv[0] present.
+ *
+ * Control datagrams, launcher -> broker:
+ *   "listener" + SCM_RIGHTS (1 fd)  the seccomp listener, before the exec;
+ *   "error STEP: WHAT: WHY"          then exit status 127 (e.g. "error 9:
+ *                                    setresuid(1000,1000,1000): Operation
+ *                                    not permitted"; step 1 = command line);
+ *   end of file without an error     the exec succeeded (the control fd is
+ *                                    close-on-exec; the broker must close its
+ *                                    own copy of our end after the spawn).
+ * The one execveat is trapped by the filter: the broker must answer it from
+ * the listener. Between the filter and the exec the launcher calls only
+ * sendmsg, close, close_range and execveat (and write, exit_group on error).
+ * A #! script cannot run: its fd is close-on-exec, so execveat gives ENOENT.
+ *
+ * MUST guarantee:
+ *  - the whole command line is validated before any state changes;
+ *  - any failure ends in one error report and _exit(127): never a program
+ *    with half-dropped credentials;
+ *  - the program runs with exactly the given uid, gid, groups, umask and
+ *    rlimits, default signal dispositions, no blocked signal, its own
+ *    session, the setuid-cleared personality flags cleared, no_new_privs;
+ *  - the privilege is really gone (setuid(0) fails) unless --uid 0;
+ *  - the exec crosses a gid change (real gid = the exec group), so it is a
+ *    secure exec: AT_SECURE, not dumpable, not ptrace-able by the user;
+ *  - the listener reaches the broker before the exec is attempted;
+ *  - no fd above 2 and nothing of the launcher's environment reach the
+ *    program; the binary is the broker's open file, never a path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PER_CLEAR_ON_SETID /* linux/personality.h has it; glibc's header not */
+#define PER_CLEAR_ON_SETID \
+  (READ_IMPLIES_EXEC | ADDR_NO_RANDOMIZE | ADDR_COMPAT_LAYOUT | MMAP_PAGE_ZERO)
+#endif
+
+#define MAX_GROUPS 65536
+#define MAX_ENTRIES 65536          /* argv, and env, each */
+#define MAX_STRINGS (1024 * 1024)  /* bytes of argv + env strings */
+#define MAX_INSNS 4096
+#define MAX_ID 4294967294ULL       /* (uid_t)-1 means "unchanged" */
+
+static const struct { const char *name; int resource; } rlimits[] = {
+  {"as", RLIMIT_AS}, {"core", RLIMIT_CORE}, {"cpu", RLIMIT_CPU},
+  {"data", RLIMIT_DATA}, {"fsize", RLIMIT_FSIZE}, {"locks", RLIMIT_LOCKS},
+  {"memlock", RLIMIT_MEMLOCK}, {"msgqueue", RLIMIT_MSGQUEUE},
+  {"nice", RLIMIT_NICE}, {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},
+  {"rss", RLIMIT_RSS}, {"rtprio", RLIMIT_RTPRIO}, {"rttime", RLIMIT_RTTIME},
+  {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
+};
+#define N_RLIMITS (sizeof rlimits / sizeof rlimits[0])
+
+enum { O_UID, O_GID, O_EXEC_GID, O_GROUPS, O_UMASK, O_RLIMIT, O_ENV,
+       O_CONTROL_FD, O_CWD_FD, O_EXEC_FD, O_FILTER_FD, N_OPTIONS };
+static const char *const option_names[N_OPTIONS] = {
+  "--uid", "--gid", "--exec-gid", "--groups", "--umask", "--rlimit", "--env",
+  "--control-fd", "--cwd-fd", "--exec-fd", "--filter-fd",
+};
+
+struct plan {
+  uid_t uid;
+  gid_t gid, exec_gid;
+  size_t n_groups;
+  gid_t groups[MAX_GROUPS];
+  mode_t umask;
+  size_t n_rlimits;
+  struct { int index; const char *text; struct rlimit value; } rlimits[N_RLIMITS];
+  int control_fd, cwd_fd, exec_fd, filter_fd;
+  char **argv;  /* points into our own argv, NULL-terminated */
+  char **envp;  /* NULL-terminated */
+};
+
+static struct plan plan;
+static struct sock_filter insns[MAX_INSNS + 1];  /* one spare: detects "too many" */
+static int control_fd = -1;  /* where errors go once it is known to be usable */
+
+/* --- reporting: one datagram, or stderr when there is no usable control socket */
+
+/* "error STEP: WHAT" and, when err is not 0, ": strerror(err)". */
+__attribute__((noreturn, format(printf, 3, 4)))
+static void report(int step, int err, const char *fmt, ...)
+{
+  char msg[1024], line[sizeof msg + 16];
+  int n = snprintf(msg, sizeof msg, "error %d: ", step);
+  va_list ap;
+  va_start(ap, fmt);
+  n += vsnprintf(msg + n, sizeof msg - n, fmt, ap);
+  va_end(ap);
+  if (err && n < (int)sizeof msg)
+    snprintf(msg + n, sizeof msg - n, ": %s", strerror(err));
+  size_t len = strlen(msg);
+  if (control_fd < 0 || send(control_fd, msg, len, MSG_NOSIGNAL) != (ssize_t)len) {
+    n = snprintf(line, sizeof line, "stx-launch: %s\n", msg);
+    if (write(STDERR_FILENO, line, n) < 0) { /* nowhere left to say it */ }
+  }
+  _exit(127);
+}
+#define fail(step, ...) report(step, 0, __VA_ARGS__)
+#define die(step, ...) report(step, errno, __VA_ARGS__)  /* after a failed call */
+
+/* --- step 1: the command line, parsed whole before anything is done */
+
+/* Digits only (no sign, no space, no prefix), no overflow, at most max. */
+static int parse_num(const char *s, size_t len, unsigned base,
+                     unsigned long long max, unsigned long long *out)
+{
+  unsigned long long v = 0;
+  if (len == 0)
+    return -1;
+  for (size_t i = 0; i < len; i++) {
+    unsigned d = (unsigned)(s[i] - '0');
+    if (d >= base || v > (max - d) / base)
+      return -1;
+    v = v * base + d;
+  }
+  *out = v;
+  return 0;
+}
+
+static unsigned long long number(const char *opt, const char *val,
+                                 unsigned base, unsigned long long max)
+{
+  unsigned long long v;
+  if (parse_num(val, strlen(val), base, ~0ULL, &v) < 0)
+    fail(1, "%s: not a number: \"%.64s\"", opt, val);
+  if (v > max)
+    fail(1, "%s: out of range: \"%.64s\"", opt, val);
+  return v;
+}
+
+static void parse_groups(const char *val)
+{
+  if (!*val)
+    return;  /* no supplementary groups */
+  for (const char *s = val;; s++) {
+    const char *end = strchrnul(s, ',');
+    unsigned long long g;
+    if (plan.n_groups == MAX_GROUPS)
+      fail(1, "--groups: more than %d groups", MAX_GROUPS);
+    if (parse_num(s, end - s, 10, MAX_ID, &g) < 0)
+      fail(1, "--groups: not a list of numbers: \"%.64s\"", val);
+    plan.groups[plan.n_groups++] = g;
+    if (!*end)
+      return;
+    s = end;
+  }
+}
+
+static rlim_t rlimit_value(const char *s, size_t len, const char *val)
+{
+  unsigned long long v;
+  if (len == 9 && !strncmp(s, "unlimited", 9))
+    return RLIM_INFINITY;
+  if (parse_num(s, len, 10, RLIM_INFINITY - 1, &v) < 0)
+    fail(1, "--rlimit: not a number or \"unlimited\": \"%.64s\"", val);
+  return v;
+}
+
+static void parse_rlimit(const char *val)
+{
+  const char *eq = strchr(val, '='), *colon = eq ? strchr(eq, ':') : NULL;
+  size_t i;
+  if (!colon)
+    fail(1, "--rlimit: expected NAME=SOFT:HARD: \"%.64s\"", val);
+  for (i = 0; i < N_RLIMITS; i++)
+    if (strlen(rlimits[i].name) == (size_t)(eq - val) && !strncmp(val, rlimits[i].name, eq - val))
+      break;
+  if (i == N_RLIMITS)
+    fail(1, "--rlimit: unknown resource: \"%.64s\"", val);
+  for (size_t j = 0; j < plan.n_rlimits; j++)
+    if (plan.rlimits[j].index == (int)i)
+      fail(1, "--rlimit: %s given twice", rlimits[i].name);
+  struct rlimit rl = { rlimit_value(eq + 1, colon - eq - 1, val),
+                       rlimit_value(colon + 1, strlen(colon + 1), val) };
+  if (rl.rlim_cur > rl.rlim_max)
+    fail(1, "--rlimit: soft limit above hard: \"%.64s\"", val);
+  plan.rlimits[plan.n_rlimits].index = i;
+  plan.rlimits[plan.n_rlimits].text = val;
+  plan.rlimits[plan.n_rlimits++].value = rl;
+}
+
+static int env_name_cmp(const void *a, const void *b)
+{
+  const char *x = *(char *const *)a, *y = *(char *const *)b;
+  for (; *x == *y && *x != '='; x++, y++)
+    ;
+  return (*x == '=' ? 0 : (unsigned char)*x) - (*y == '=' ? 0 : (unsigned char)*y);
+}
+
+/* Two values for one name would be read differently by different programs. */
+static void check_env_unique(size_t n)
+{
+  char **sorted = malloc(n * sizeof *sorted + 1);
+  if (!sorted)
+    die(1, "malloc");
+  memcpy(sorted, plan.envp, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, env_name_cmp);
+  for (size_t i = 1; i < n; i++)
+    if (!env_name_cmp(&sorted[i - 1], &sorted[i]))
+      fail(1, "--env: %.*s given twice", (int)strcspn(sorted[i], "="), sorted[i]);
+  free(sorted);
+}
+
+static int fd_option(int opt, const char *val)
+{
+  int fd = number(option_names[opt], val, 10, 0x7fffffff);
+  if (fd < 3)
+    fail(1, "%s: must be 3 or more (0-2 are the program's stdio): %d", option_names[opt], fd);
+  if (fcntl(fd, F_GETFD) < 0)
+    die(1, "%s %d: not open", option_names[opt], fd);
+  return fd;
+}
+
+static int is_control_socket(int fd)
+{
+  int type = 0, domain = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+    return 0;
+  len = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+    return 0;
+  return type == SOCK_SEQPACKET && domain == AF_UNIX;
+}
+
+/* Before the real parse, so that its errors can go to the broker. Every
+ * option takes exactly one value, so walking in pairs cannot misread one. */
+static void find_control_fd(int argc, char **argv)
+{
+  int fd = -1, seen = 0;
+  unsigned long long v;
+  for (int i = 1; i + 1 < argc && strcmp(argv[i], "--"); i += 2)
+    if (!strcmp(argv[i], "--control-fd") && seen++ == 0 &&
+        parse_num(argv[i + 1], strlen(argv[i + 1]), 10, 0x7fffffff, &v) == 0 && v >= 3)
+      fd = v;
+  if (seen == 1 && fd >= 0 && is_control_socket(fd))
+    control_fd = fd;
+}
+
+static void parse(int argc, char **argv)
+{
+  unsigned seen = 0;
+  size_t n_env = 0, bytes = 0;
+  int i;
+  plan.envp = calloc(MAX_ENTRIES + 1, sizeof *plan.envp);
+  if (!plan.envp)
+    die(1, "calloc");
+  for (i = 1; i < argc && strcmp(argv[i], "--"); i += 2) {
+    const char *opt = argv[i], *val = argv[i + 1];
+    int o = 0;
+    while (o < N_OPTIONS && strcmp(opt, option_names[o]))
+      o++;
+    if (o == N_OPTIONS)
+      fail(1, "%.64s: unknown option", opt);
+    if (!val)
+      fail(1, "%s: missing value", opt);
+    if ((seen & (1u << o)) && o != O_RLIMIT && o != O_ENV)
+      fail(1, "%s: given twice", opt);
+    seen |= 1u << o;
+    switch (o) {
+    case O_UID: plan.uid = number(opt, val, 10, MAX_ID); break;
+    case O_GID: plan.gid = number(opt, val, 10, MAX_ID); break;
+    case O_EXEC_GID: plan.exec_gid = number(opt, val, 10, MAX_ID); break;
+    case O_GROUPS: parse_groups(val); break;
+    case O_UMASK: plan.umask = number(opt, val, 8, 0777); break;
+    case O_RLIMIT: parse_rlimit(val); break;
+    case O_ENV:
+      if (val[0] == '=' || !strchr(val, '='))
+        fail(1, "--env: expected NAME=VALUE: \"%.64s\"", val);
+      if (n_env == MAX_ENTRIES)
+        fail(1, "--env: more than %d entries", MAX_ENTRIES);
+      plan.envp[n_env++] = (char *)val;
+      bytes += strlen(val) + 1;
+      break;
+    case O_CONTROL_FD:
+      plan.control_fd = fd_option(o, val);
+      if (!is_control_socket(plan.control_fd))
+        fail(1, "--control-fd: %d is not an AF_UNIX SOCK_SEQPACKET socket", plan.control_fd);
+      break;
+    case O_CWD_FD: plan.cwd_fd = fd_option(o, val); break;
+    case O_EXEC_FD: plan.exec_fd = fd_option(o, val); break;
+    case O_FILTER_FD: plan.filter_fd = fd_option(o, val); break;
+    }
+  }
+  for (int o = 0; o < N_OPTIONS; o++)
+    if (!(seen & (1u << o)) && o != O_RLIMIT && o != O_ENV)
+      fail(1, "%s: missing", option_names[o]);
+  if (i >= argc)
+    fail(1, "--: missing (the program's argv follows it)");
+  if (i + 1 >= argc)
+    fail(1, "--: argv is empty (argv[0] is required)");
+  if (argc - i - 1 > MAX_ENTRIES)
+    fail(1, "--: argv has more than %d entries", MAX_ENTRIES);
+  plan.argv = argv + i + 1;
+  for (char **a = plan.argv; *a; a++)
+    bytes += strlen(*a) + 1;
+  if (bytes > MAX_STRINGS)
+    fail(1, "--: argv and --env hold more than %d bytes", MAX_STRINGS);
+  check_env_unique(n_env);
+
+  if (plan.uid == 0 && plan.gid != 0)
+    fail(1, "--uid: 0 needs --gid 0");
+  if (plan.exec_gid == 0)
+    fail(1, "--exec-gid: must not be 0 (the exec group must own nothing)");
+  if (plan.exec_gid == plan.gid)
+    fail(1, "--exec-gid: must differ from --gid (the exec must cross a gid change)");
+  int fds[] = { plan.control_fd, plan.cwd_fd, plan.exec_fd, plan.filter_fd };
+  for (int a = 0; a < 4; a++)
+    for (int b = a + 1; b < 4; b++)
+      if (fds[a] == fds[b])
+        fail(1, "%s: same fd as %s: %d", option_names[O_CONTROL_FD + b],
+             option_names[O_CONTROL_FD + a], fds[a]);
+}
+
+/* --- the steps that need more than one call */
+
+static void reset_signals(void)
+{
+  struct sigaction dfl = { .sa_handler = SIG_DFL };
+  sigset_t none;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGKILL || sig == SIGSTOP)
+      continue;
+    /* EINVAL: a signal glibc reserves for itself (32, 33); not ours to touch. */
+    if (sigaction(sig, &dfl, NULL) < 0 && errno != EINVAL)
+      die(2, "sigaction(%d, SIG_DFL)", sig);
+  }
+  sigemptyset(&none);
+  if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+    die(2, "sigprocmask(SIG_SETMASK, {})");
+}
+
+static unsigned short read_filter(int fd)
+{
+  size_t total = 0;
+  char *buf = (char *)insns;
+  for (;;) {
+    ssize_t n = read(fd, buf + total, sizeof insns - total);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      die(12, "read(filter fd %d)", fd);
+    if (n == 0)
+      break;
+    total += n;
+    if (total == sizeof insns)
+      fail(12, "read(filter fd %d): more than %d instructions", fd, MAX_INSNS);
+  }
+  if (total == 0 || total % sizeof insns[0])
+    fail(12, "read(filter fd %d): %zu bytes, not 1..%d instructions of 8 bytes",
+         fd, total, MAX_INSNS);
+  if (close(fd) < 0)
+    die(12, "close(filter fd %d)", fd);
+  return total / sizeof insns[0];
+}
+
+static void send_listener(int sock, int listener)
+{
+  char payload[] = "listener";
+  struct iovec iov = { payload, 8 };
+  union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } control;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+  memset(&control, 0, sizeof control);
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cmsg), &listener, sizeof listener);
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 8)
+    die(14, "sendmsg(control fd %d, \"listener\", SCM_RIGHTS)", sock);
+}
+
+int main(int argc, char **argv)
+{
+  /* 1. Root, with the broker's fds. Decide everything before changing anything. */
+  find_control_fd(argc, argv);
+  parse(argc, argv);
+
+  /* 2. Root. Node ignores SIGPIPE and may block signals; ignored and blocked
+   * survive exec, and the program must start as from a clean login. */
+  reset_signals();
+
+  /* 3. Root. A new session: no controlling terminal of the broker's or the
+   * client's; the broker forwards the client's signals itself. EPERM with
+   * a session of our own already (spawn's detached: true) is what we want. */
+  if (setsid() < 0 && !(errno == EPERM && getsid(0) == getpid()))
+    die(3, "setsid");
+
+  /* 4. Root, so the client's limits apply exactly, even a hard limit above
+   * the broker's own, given CAP_SYS_RESOURCE (without it, in a container or
+   * under a systemd CapabilityBoundingSet, raising a hard limit is EPERM).
+   * The broker never asks for more than the client had. */
+  for (size_t i = 0; i < plan.n_rlimits; i++)
+    if (setrlimit(rlimits[plan.rlimits[i].index].resource, &plan.rlimits[i].value) < 0)
+      die(4, "setrlimit(%s)", plan.rlimits[i].text);
+
+  /* 5. Root. The client's umask, not the broker's. */
+  umask(plan.umask);
+
+  /* 6. Root. What a setuid exec clears (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC,
+   * ...): the client must not pass a weakened address space through us. */
+  int persona = personality(0xffffffff);
+  if (persona < 0)
+    die(6, "personality(0xffffffff)");
+  if (personality(persona & ~PER_CLEAR_ON_SETID) < 0)
+    die(6, "personality(%#x)", persona & ~PER_CLEAR_ON_SETID);
+
+  /* 7. Root. Groups before the uid: once the uid is not 0, CAP_SETGID is gone. */
+  if (setgroups(plan.n_groups, plan.groups) < 0)
+    die(7, "setgroups(%zu groups)", plan.n_groups);
+
+  /* 8. Root. Real gid = the exec group, effective and saved = the user's:
+   * the exec then crosses a gid change and the kernel makes it secure
+   * (AT_SECURE, not dumpable). ptrace checks compare the real gid too, so
+   * the user's other processes cannot attach, before the exec or after. */
+  if (setresgid(plan.exec_gid, plan.gid, plan.gid) < 0)
+    die(8, "setresgid(%u,%u,%u)", plan.exec_gid, plan.gid, plan.gid);
+  gid_t rg, eg, sg;
+  if (getresgid(&rg, &eg, &sg) < 0)
+    die(8, "getresgid");
+  if (rg != plan.exec_gid || eg != plan.gid || sg != plan.gid)
+    fail(8, "getresgid: %u,%u,%u after setresgid(%u,%u,%u)",
+         rg, eg, sg, plan.exec_gid, plan.gid, plan.gid);
+
+  /* 9. Root -> the user, for good: all three uids, so nothing is saved to
+   * return to; with no uid 0 left the kernel clears every capability. */
+  if (setresuid(plan.uid, plan.uid, plan.uid) < 0)
+    die(9, "setresuid(%u,%u,%u)", plan.uid, plan.uid, plan.uid);
+  uid_t ru, eu, su;
+  if (getresuid(&ru, &eu, &su) < 0)
+    die(9, "getresuid");
+  if (ru != plan.uid || eu != plan.uid || su != plan.uid)
+    fail(9, "getresuid: %u,%u,%u after setresuid(%u,%u,%u)",
+         ru, eu, su, plan.uid, plan.uid, plan.uid);
+  if (plan.uid != 0 && setuid(0) != -1)
+    fail(9, "setuid(0) succeeded after the drop");
+
+  /* 10. The user. Required for a filter without CAP_SYS_ADMIN, and no exec
+   * from here on can gain privilege (setuid bits, file capabilities). */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    die(10, "prctl(PR_SET_NO_NEW_PRIVS)");
+
+  /* 11. The user. After the drop, so the user's own search permission on
+   * the directory decides, not root's. */
+  if (fchdir(plan.cwd_fd) < 0)
+    die(11, "fchdir(%d)", plan.cwd_fd);
+
+  /* 12. The user. The broker compiled the filter; we only carry it. */
+  struct sock_fprog prog = { .len = read_filter(plan.filter_fd), .filter = insns };
+
+  /* 13. The user, no_new_privs. From here on every call we make passes the
+   * filter; the listener's fd is close-on-exec from the kernel. */
+  int listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                         SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+  if (listener < 0)
+    die(13, "seccomp(SET_MODE_FILTER, NEW_LISTENER, %u instructions)", prog.len);
+
+  /* 14. The user. The broker must hold the listener before the exec, which
+   * the filter traps and only the broker can let through. */
+  send_listener(plan.control_fd, listener);
+  if (close(listener) < 0)
+    die(14, "close(listener %d)", listener);
+
+  /* 15. The user. Close-on-exec rather than closed: the exec still needs the
+   * exec fd, and a failed exec still needs the control fd to report. */
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+    die(15, "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)");
+
+  /* 16. The user. The very file the broker verified, never a path. */
+  syscall(SYS_execveat, plan.exec_fd, "", plan.argv, plan.envp, AT_EMPTY_PATH);
+  die(16, "execveat(%d, \"\", [\"%.64s\", ...], AT_EMPTY_PATH)", plan.exec_fd, plan.argv[0]);
+}
