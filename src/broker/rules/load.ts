@@ -1,0 +1,215 @@
+/*
+ * Reads a rules directory (elevation.d) safely.
+ *
+ * MUST guarantee:
+ * - rules come only from root-owned files, not writable by group or other,
+ *   in a root-owned directory not writable by group or other, every
+ *   directory above it root-owned and not writable by group or other
+ *   unless sticky (so no one but root can swap a component);
+ * - owner and mode are checked on the open fd (fstat), never on a path;
+ * - each component, and each file, is opened relative to the already
+ *   checked directory fd and without following a symlink: what was checked
+ *   is what is read;
+ * - every problem is reported; the caller refuses the whole set on any.
+ */
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, realpathSync, type Stats } from 'node:fs';
+import { posix } from 'node:path';
+import { RuleError, type ProgramRule, type RuleSet } from './model.js';
+import { parseRuleFile } from './parse.js';
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
+/** Node does not export it; libuv adds it anyway, say it for the reader. */
+const O_CLOEXEC = 0o2000000;
+const S_ISVTX = 0o1000;
+const WRITABLE_BY_OTHERS = 0o022;
+/** Rule files are a few lines; this bounds what a mistake can make us read. */
+const MAX_FILE_BYTES = 1 << 20;
+
+const DIR_FLAGS = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+// O_NONBLOCK: opening a FIFO named x.conf must not hang the broker
+const FILE_FLAGS = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+
+const fail = (where: string, message: string): RuleError =>
+  new RuleError(where, undefined, undefined, undefined, message);
+
+const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, '0');
+
+/**
+ * openat(dirFd, name) without following a symlink at name. Node has no
+ * openat; the fd's /proc link resolves to the very directory we checked.
+ */
+function openAt(dirFd: number, name: string, flags: number): number {
+  return openSync(`/proc/self/fd/${dirFd}/${name}`, flags);
+}
+
+function openError(where: string, e: unknown, isFile: boolean): RuleError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ELOOP' && isFile) return fail(where, 'is a symbolic link; rule files must be regular files');
+  if (code === 'ENOENT' && isFile) return fail(where, 'disappeared while the rules were read; load them again');
+  if (code === 'ELOOP') return fail(where, `is a symbolic link; name the real directory${realHint(where)}`);
+  if (code === 'ENOENT') return fail(where, 'does not exist; create it (owned by root, mode 0755) or name another directory');
+  if (code === 'ENOTDIR') return fail(where, 'is not a directory');
+  return fail(where, `cannot open: ${(e as Error).message}`);
+}
+
+function realHint(where: string): string {
+  try {
+    return ` (${realpathSync(where)})`;
+  } catch {
+    return '';
+  }
+}
+
+// ---- checks on fstat results ----------------------------------------------
+
+function ownerProblem(st: Stats, where: string, what: string): RuleError | undefined {
+  return st.uid === 0 ? undefined : fail(where, `is owned by uid ${st.uid}; ${what}`);
+}
+
+function modeProblem(st: Stats, where: string): RuleError | undefined {
+  if ((st.mode & WRITABLE_BY_OTHERS) === 0) return undefined;
+  const right = octal(st.mode & ~WRITABLE_BY_OTHERS);
+  return fail(where, `is writable by group or other (mode ${octal(st.mode)}); make it ${right} or stricter`);
+}
+
+function checkAncestor(st: Stats, where: string): RuleError[] {
+  const out = [ownerProblem(st, where, 'every directory above the rules must be owned by root')];
+  // a sticky directory (/tmp) lets no one else rename or remove root's entries
+  if ((st.mode & S_ISVTX) === 0) out.push(modeProblem(st, where));
+  return out.filter((e) => e !== undefined);
+}
+
+function checkOwned(st: Stats, where: string): RuleError[] {
+  return [ownerProblem(st, where, 'make root its owner'), modeProblem(st, where)].filter((e) => e !== undefined);
+}
+
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a fifo';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a plain file';
+}
+
+// ---- the directory ----------------------------------------------------------
+
+/** openAt, or the reason it failed as an error naming `where`. */
+function tryOpenAt(dirFd: number, name: string, flags: number, where: string, errors: RuleError[]): number | undefined {
+  try {
+    return openAt(dirFd, name, flags);
+  } catch (e) {
+    errors.push(openError(where, e, (flags & O_DIRECTORY) === 0));
+    return undefined;
+  }
+}
+
+/**
+ * Opens dir one component at a time from "/", checking each directory on
+ * its fd before opening the next one inside it. Returns the fd of dir, or
+ * undefined when any check failed.
+ */
+function openRulesDir(dir: string, errors: RuleError[]): number | undefined {
+  const parts = dir.split('/').filter(Boolean);
+  let fd = openSync('/', DIR_FLAGS);
+  let ok = true;
+  for (let i = 0; ; i++) {
+    const where = '/' + parts.slice(0, i).join('/');
+    const last = i === parts.length;
+    const problems = checkDir(fd, where, last);
+    errors.push(...problems);
+    ok &&= problems.length === 0;
+    if (last) break;
+    const next = tryOpenAt(fd, parts[i], DIR_FLAGS, posix.join(where, parts[i]), errors);
+    closeSync(fd);
+    if (next === undefined) return undefined;
+    fd = next;
+  }
+  if (ok) return fd;
+  closeSync(fd);
+  return undefined;
+}
+
+function checkDir(fd: number, where: string, isRulesDir: boolean): RuleError[] {
+  const st = fstatSync(fd);
+  return isRulesDir ? checkOwned(st, where) : checkAncestor(st, where);
+}
+
+/** *.conf names, hidden files left out, in name order. */
+function ruleFileNames(dirFd: number): string[] {
+  return readdirSync(`/proc/self/fd/${dirFd}`)
+    .filter((n) => n.endsWith('.conf') && !n.startsWith('.'))
+    .sort();
+}
+
+/** A rule file's text, read from the fd whose owner and mode were checked. */
+function readRuleFile(dirFd: number, name: string, where: string, errors: RuleError[]): string | undefined {
+  const fd = tryOpenAt(dirFd, name, FILE_FLAGS, where, errors);
+  if (fd === undefined) return undefined;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      errors.push(fail(where, `is ${fileKind(st)}; rule files must be regular files`));
+      return undefined;
+    }
+    const problems = checkOwned(st, where);
+    errors.push(...problems);
+    return problems.length === 0 ? readText(fd, where, errors) : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readText(fd: number, where: string, errors: RuleError[]): string | undefined {
+  const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+  let n = 0;
+  for (let got; n < buf.length && (got = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += got;
+  if (n > MAX_FILE_BYTES) {
+    errors.push(fail(where, 'is larger than 1 MiB; a rule file is a few lines'));
+    return undefined;
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(0, n));
+  } catch {
+    errors.push(fail(where, 'is not valid UTF-8 text'));
+    return undefined;
+  }
+}
+
+/** One program per binary: a second file for the same path is an error naming both. */
+function addProgram(program: ProgramRule, rules: RuleSet, errors: RuleError[]): void {
+  const first = rules.programs.get(program.path);
+  if (!first) {
+    rules.programs.set(program.path, program);
+    rules.files.push(program.file);
+    return;
+  }
+  errors.push(new RuleError(program.file, program.at.line, program.at.section, undefined,
+    `path ${program.path} already has a rule in ${first.file}:${first.at.line}; keep one rule per program`));
+}
+
+function loadFile(dirFd: number, name: string, where: string, rules: RuleSet, errors: RuleError[]): void {
+  const text = readRuleFile(dirFd, name, where, errors);
+  if (text === undefined) return;
+  const { program, errors: found } = parseRuleFile(where, text);
+  errors.push(...found);
+  if (program) addProgram(program, rules, errors);
+}
+
+/**
+ * Loads every *.conf file of dir. Errors name the file (and line) and say
+ * what would be right; with any error, the caller must not use the rules
+ * (rules holds what did load, for `check` to report on).
+ */
+export function loadRules(dir: string): { rules: RuleSet; errors: RuleError[] } {
+  const abs = posix.resolve(dir);
+  const rules: RuleSet = { dir: abs, files: [], programs: new Map() };
+  const errors: RuleError[] = [];
+  const fd = openRulesDir(abs, errors);
+  if (fd === undefined) return { rules, errors };
+  try {
+    for (const name of ruleFileNames(fd)) loadFile(fd, name, posix.join(abs, name), rules, errors);
+  } finally {
+    closeSync(fd);
+  }
+  return { rules, errors };
+}
