@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install the built stx-elevate (after `npm ci && npm run build`) into PREFIX:
+# the files the broker and the client run, root-owned and not writable by
+# group or other (the broker refuses an unsafe launcher, and users must be
+# able to read the client even when the checkout sits in root's home).
+#
+#   scripts/install.sh [--prefix DIR] [--bindir DIR] [--no-links]
+#     --prefix  where the tree goes            (default /usr/local/lib/stx-elevate)
+#     --bindir  where stx-elevate/stx-elevated links go (default /usr/local/bin)
+#     --no-links  do not create the links
+set -euo pipefail
+
+prefix=/usr/local/lib/stx-elevate
+bindir=/usr/local/bin
+links=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) prefix=$2; shift 2 ;;
+    --bindir) bindir=$2; shift 2 ;;
+    --no-links) links=0; shift ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+for f in dist/broker/main.js dist/client/main.js native/build/stx-launch build/Release/stx_uvpoll.node; do
+  [ -e "$f" ] || { echo "install.sh: $f is missing; run 'npm ci && npm run build' first" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "install.sh: must run as root" >&2; exit 1; }
+
+mkdir -p "$(dirname "$prefix")"
+stage=$(mktemp -d "${prefix%/}.new.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+cp -r bin dist package.json elevation.d "$stage/"
+mkdir -p "$stage/native/build" "$stage/build/Release"
+cp native/build/stx-launch "$stage/native/build/"
+cp build/Release/stx_uvpoll.node "$stage/build/Release/"
+[ -d man ] && cp -r man "$stage/"
+# Only the runtime dependencies, as npm resolved them.
+npm ls --omit=dev --all --parseable 2>/dev/null | while read -r dir; do
+  rel=${dir#"$repo"/}
+  case "$rel" in node_modules/*) mkdir -p "$stage/$(dirname "$rel")"; cp -r "$dir" "$stage/$rel" ;; esac
+done
+chown -R root:root "$stage"
+chmod -R u=rwX,go=rX "$stage"
+rm -rf "$prefix"
+mv "$stage" "$prefix"
+trap - EXIT
+
+if [ "$links" = 1 ]; then
+  mkdir -p "$bindir"
+  ln -sf "$prefix/bin/stx-elevate" "$bindir/stx-elevate"
+  ln -sf "$prefix/bin/stx-elevated" "$bindir/stx-elevated"
+fi
+echo "installed stx-elevate in $prefix"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The README's first quick-start command, on a fresh Debian 12 machine, as root:
+# install what is missing, build, install, start the broker on the shipped
+# rules, and run `stx-elevate ping -c3 127.0.0.1` as an unprivileged user,
+# then show the audit records it left.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+demo_user=${STX_DEMO_USER:-stxdemo}
+audit=/var/log/stx-elevate/audit.log
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Debian packages"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping libseccomp2 build-essential python3 >/dev/null
+
+step "npm ci && npm run build"
+npm ci --no-fund --no-audit
+npm run build
+
+step "install into /usr/local/lib/stx-elevate, rules into /etc/elevation.d"
+scripts/install.sh
+install -d -m 0755 -o root -g root /etc/elevation.d
+install -m 0644 -o root -g root elevation.d/*.conf /etc/elevation.d/
+getent group stx-elevate >/dev/null || groupadd --system stx-elevate
+id "$demo_user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$demo_user"
+
+step "start the broker (stx-elevated), audit log in $audit"
+install -d -m 0750 /var/log/stx-elevate
+if [ -S /run/stx-elevate/broker.sock ] && pkill -f '/bin/stx-elevated' ; then sleep 0.5; fi
+nohup stx-elevated --audit "$audit" >/var/log/stx-elevate/broker.log 2>&1 &
+for _ in $(seq 50); do [ -S /run/stx-elevate/broker.sock ] && break; sleep 0.1; done
+[ -S /run/stx-elevate/broker.sock ] || { cat /var/log/stx-elevate/broker.log; exit 1; }
+echo "broker pid $(pgrep -f '/bin/stx-elevated' | head -1); stop it with: pkill -f bin/stx-elevated"
+
+# Where systemd opens ICMP datagram sockets to everyone, ping needs no
+# privilege and the broker would have nothing to grant: close them for the
+# demonstration, and put the old value back afterwards.
+old_range=$(cat /proc/sys/net/ipv4/ping_group_range)
+trap 'echo "$old_range" > /proc/sys/net/ipv4/ping_group_range' EXIT
+echo "1 0" > /proc/sys/net/ipv4/ping_group_range
+
+step "as $demo_user: stx-elevate ping -c3 127.0.0.1"
+setpriv --reuid="$demo_user" --regid="$demo_user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp stx-elevate ping -c3 127.0.0.1
+step "as $demo_user, the same ping without the broker (ping has no privilege under no_new_privs... nor here):"
+cp /usr/bin/ping /tmp/ping-without-caps && setpriv --reuid="$demo_user" --regid="$demo_user" --init-groups -- /tmp/ping-without-caps -c1 127.0.0.1 || true
+rm -f /tmp/ping-without-caps
+
+step "audit records ($audit)"
+tail -n 5 "$audit"

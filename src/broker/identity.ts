@@ -1,0 +1,108 @@
+/*
+ * Who the client is, from the kernel alone.
+ *
+ * MUST: take uid, gid, groups and pid from the socket (SO_PEERCRED,
+ * SO_PEERGROUPS, SO_PEERPIDFD), never from the client's words; read the
+ * process context (umask, resource limits) by pid only while the pidfd
+ * proves that pid is still the client, and re-check after reading.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  POLLIN, closeQuietly, getpwuid, peerCred, peerGroups, peerPidfd, pollNow, prlimitGet, type Passwd, type Rlimit,
+} from '../shared/native/libc.js';
+
+export interface ClientIdentity {
+  pid: number;
+  uid: number;
+  gid: number;
+  /** Primary group first, then the supplementary groups. */
+  gids: number[];
+  supplementary: number[];
+  passwd: Passwd | undefined;   // undefined: no passwd entry
+  pidfd: number;
+}
+
+export interface ClientContext {
+  umask: number;
+  rlimits: Map<string, Rlimit>;
+}
+
+export class IdentityError extends Error {}
+
+/** rlimit names as the launcher takes them, by RLIMIT_* number (x86_64), with their /proc/PID/limits label. */
+export const RLIMITS: readonly (readonly [string, string])[] = [
+  ['cpu', 'Max cpu time'], ['fsize', 'Max file size'], ['data', 'Max data size'], ['stack', 'Max stack size'],
+  ['core', 'Max core file size'], ['rss', 'Max resident set'], ['nproc', 'Max processes'], ['nofile', 'Max open files'],
+  ['memlock', 'Max locked memory'], ['as', 'Max address space'], ['locks', 'Max file locks'],
+  ['sigpending', 'Max pending signals'], ['msgqueue', 'Max msgqueue size'], ['nice', 'Max nice priority'],
+  ['rtprio', 'Max realtime priority'], ['rttime', 'Max realtime timeout'],
+];
+const UNLIMITED = 0xffffffffffffffffn;
+
+/**
+ * /proc/PID/limits, parsed by label: prlimit(2) on another user's process
+ * needs CAP_SYS_RESOURCE, which the broker may not have.
+ */
+function readLimits(pid: number): Map<string, Rlimit> {
+  const text = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  const value = (v: string): bigint => (v === 'unlimited' ? UNLIMITED : BigInt(v));
+  const limits = new Map<string, Rlimit>();
+  for (const [name, label] of RLIMITS) {
+    const m = new RegExp(`^${label}\\s+(\\d+|unlimited)\\s+(\\d+|unlimited)`, 'm').exec(text);
+    if (!m) throw new IdentityError(`cannot read ${label} of client pid ${pid}`);
+    limits.set(name, { soft: value(m[1]), hard: value(m[2]) });
+  }
+  return limits;
+}
+
+export function peerIdentity(conn: number): ClientIdentity {
+  const cred = peerCred(conn);
+  const pidfd = peerPidfd(conn);
+  try {
+    const supplementary = peerGroups(conn);
+    return {
+      pid: cred.pid, uid: cred.uid, gid: cred.gid,
+      gids: [cred.gid, ...supplementary.filter((g) => g !== cred.gid)],
+      supplementary,
+      passwd: getpwuid(cred.uid),
+      pidfd,
+    };
+  } catch (e) {
+    closeQuietly(pidfd);
+    throw e;
+  }
+}
+
+function alive(identity: ClientIdentity): boolean {
+  return (pollNow(identity.pidfd, POLLIN) & POLLIN) === 0;
+}
+
+const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
+
+/**
+ * Never above the client's limits; never above the broker's own hard
+ * limits either, since raising one needs CAP_SYS_RESOURCE, which a
+ * hardened service (or this container) may not have.
+ */
+function atMostOurs(client: Rlimit, resource: number): Rlimit {
+  const hard = min(client.hard, prlimitGet(0, resource).hard);
+  return { soft: min(client.soft, hard), hard };
+}
+
+/** The client's umask and limits, read while its pidfd shows it alive. */
+export function clientContext(identity: ClientIdentity): ClientContext {
+  if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} has exited`);
+  const status = readFileSync(`/proc/${identity.pid}/status`, 'utf8');
+  const umask = /^Umask:\s+([0-7]+)$/m.exec(status);
+  const uid = /^Uid:\s+(\d+)/m.exec(status);
+  if (!umask || !uid || Number(uid[1]) !== identity.uid) {
+    throw new IdentityError(`cannot read the context of client pid ${identity.pid}`);
+  }
+  const rlimits = new Map<string, Rlimit>();
+  const client = readLimits(identity.pid);
+  RLIMITS.forEach(([name], resource) => rlimits.set(name, atMostOurs(client.get(name)!, resource)));
+  // The pid was the client's before the reads; still alive now means it
+  // still is (a pid is not reused while its process has not been reaped).
+  if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} exited while it was being read`);
+  return { umask: parseInt(umask[1], 8), rlimits };
+}

@@ -1,0 +1,84 @@
+/*
+ * A launch plan -> native/stx-launch, which becomes the user's program.
+ *
+ * MUST: give the launcher an empty environment (it runs as root until it
+ * drops privileges; the program's environment travels as --env), put the
+ * client's stdio at 0-2 and nothing else of the broker's in the child but
+ * the four numbered fds, and treat the launcher's control socket as the
+ * only way the listener fd comes back.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, memfdWith, socketpair, type Rlimit } from '../shared/native/libc.js';
+
+export const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/stx-launch');
+
+export interface LaunchPlan {
+  uid: number;
+  gid: number;
+  execGid: number;          // the powerless real gid that makes the exec secure
+  groups: number[];         // supplementary groups, from the kernel's view of the client
+  umask: number;
+  rlimits: Map<string, Rlimit>;
+  env: Record<string, string>;
+  argv: string[];
+  stdio: [number, number, number];
+  cwdFd: number;
+  binaryFd: number;
+  filter: Buffer;           // BPF program bytes
+}
+
+export interface Launched {
+  child: ChildProcess;
+  control: number;          // broker's end of the control socket (cloexec)
+}
+
+const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6 } as const;
+const UNLIMITED = 0xffffffffffffffffn;
+
+const limit = (n: bigint): string => (n === UNLIMITED ? 'unlimited' : n.toString());
+
+export function launcherArgs(plan: LaunchPlan): string[] {
+  const args = [
+    '--uid', String(plan.uid),
+    '--gid', String(plan.gid),
+    '--exec-gid', String(plan.execGid),
+    '--groups', plan.groups.join(','),
+    '--umask', plan.umask.toString(8).padStart(4, '0'),
+  ];
+  for (const [name, { soft, hard }] of plan.rlimits) args.push('--rlimit', `${name}=${limit(soft)}:${limit(hard)}`);
+  for (const [name, value] of Object.entries(plan.env)) args.push('--env', `${name}=${value}`);
+  args.push(
+    '--control-fd', String(CHILD_FD.control),
+    '--cwd-fd', String(CHILD_FD.cwd),
+    '--exec-fd', String(CHILD_FD.exec),
+    '--filter-fd', String(CHILD_FD.filter),
+    '--', ...plan.argv,
+  );
+  return args;
+}
+
+/** Start the launcher; the caller watches `control` and the child's exit. */
+export function startLauncher(plan: LaunchPlan): Launched {
+  const [control, childControl] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC);
+  let filterFd = -1;
+  try {
+    filterFd = memfdWith('stx-filter', plan.filter);
+    // spawn() dup2()s each number to its index, which clears close-on-exec
+    // on exactly these copies and no others.
+    const child = spawn(LAUNCHER, launcherArgs(plan), {
+      stdio: [...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd],
+      env: {},
+      argv0: 'stx-launch',
+      windowsHide: true,
+    });
+    return { child, control };
+  } catch (e) {
+    closeQuietly(control);
+    throw e;
+  } finally {
+    closeQuietly(childControl);
+    closeQuietly(filterFd);
+  }
+}

@@ -1,0 +1,31 @@
+/*
+ * Everything a client may ask, as one table (OpenSSH's monitor style): the
+ * message type, the phases in which it is allowed, the fds it must carry,
+ * and its handler. Anything not in a row ends the connection.
+ */
+import type { ClientMessage, RunRequest, SignalRequest } from '../shared/protocol.js';
+import { RUN_FDS } from '../shared/protocol.js';
+import type { Session } from './session.js';
+
+/** new -> launching -> running -> ended -> gone */
+export type Phase = 'new' | 'launching' | 'running' | 'ended' | 'gone';
+
+export interface RequestRow {
+  phases: readonly Phase[];
+  fds: number;
+  /** Returns true when it took charge of the fds (else the session closes them). */
+  handle(session: Session, message: ClientMessage, fds: number[]): boolean;
+}
+
+export const REQUESTS: Record<ClientMessage['type'], RequestRow> = {
+  run: {
+    phases: ['new'],
+    fds: RUN_FDS,
+    handle: (session, message, fds) => session.run(message as RunRequest, fds),
+  },
+  signal: {
+    phases: ['launching', 'running'],
+    fds: 0,
+    handle: (session, message) => session.signal(message as SignalRequest),
+  },
+};

@@ -1,0 +1,126 @@
+/*
+ * What the broker does to and for a trapped process: find it, check it,
+ * read from it, and perform calls as root on its behalf.
+ *
+ * MUST:
+ *  - pin the process before looking at it (a /proc/TID dir fd), then
+ *    confirm with NOTIF_ID_VALID that the pinned task is the one that
+ *    trapped: a recycled pid must never be mistaken for the program;
+ *  - create sockets in the program's own network namespace and with the
+ *    user's fsuid (so owner-match firewall rules see the user), and always
+ *    return the broker's thread to its own namespace and fsuid 0;
+ *  - read a pointer argument once, into the broker's own copy.
+ */
+import { fstatSync, statSync } from 'node:fs';
+import {
+  CLONE_NEWNET, O_DIRECTORY, O_PATH, O_RDONLY, PIDFD_THREAD, SOCK_CLOEXEC, SysError, closeQuietly, openat,
+  pidfdGetfd, pidfdOpen, readProcessMemory, setfsuid, setns, socket, AT_FDCWD,
+} from '../../shared/native/libc.js';
+import { idValid } from './notify.js';
+
+const ownNetns = statSync('/proc/self/ns/net').ino;
+
+/** A trapped task, pinned: procFd keeps referring to it, or fails, never to another task. */
+export interface Target {
+  tid: number;
+  procFd: number;
+}
+
+/** Pin the task behind a notification; null if it is already gone. */
+export function pinTarget(listener: number, id: bigint, tid: number): Target | null {
+  let procFd: number;
+  try {
+    procFd = openat(AT_FDCWD, `/proc/${tid}`, O_PATH | O_DIRECTORY);
+  } catch (e) {
+    if (e instanceof SysError && e.code === 'ENOENT') return null;
+    throw e;
+  }
+  if (!idValid(listener, id)) {
+    closeQuietly(procFd);
+    return null;
+  }
+  return { tid, procFd };
+}
+
+export function releaseTarget(target: Target): void {
+  closeQuietly(target.procFd);
+}
+
+/** Device and inode of the file the task runs now. */
+export function runningBinary(target: Target): { dev: number; ino: number } {
+  const fd = openat(target.procFd, 'exe', O_PATH, `/proc/${target.tid}/exe`);
+  try {
+    const st = fstatSync(fd);
+    return { dev: st.dev, ino: st.ino };
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/** A duplicate of the task's fd `fd` (pidfd_getfd); the caller closes it. */
+export function fetchFd(target: Target, fd: number): number {
+  const pidfd = pidfdOpen(target.tid, PIDFD_THREAD);
+  try {
+    return pidfdGetfd(pidfd, fd);
+  } finally {
+    closeQuietly(pidfd);
+  }
+}
+
+/**
+ * socket() as root, in the target's network namespace, owned by `uid`.
+ * Returns the broker's fd (close-on-exec); the caller closes it.
+ */
+export function socketAsRoot(target: Target, uid: number, domain: number, type: number, protocol: number): number {
+  const nsFd = openat(target.procFd, 'ns/net', O_RDONLY, `/proc/${target.tid}/ns/net`);
+  const foreign = fstatSync(nsFd).ino !== ownNetns;
+  const backFd = foreign ? openat(AT_FDCWD, '/proc/thread-self/ns/net', O_RDONLY) : -1;
+  try {
+    if (foreign) setns(nsFd, CLONE_NEWNET);
+    setfsuid(uid);
+    try {
+      return socket(domain, type | SOCK_CLOEXEC, protocol);
+    } finally {
+      setfsuid(0);
+    }
+  } finally {
+    if (foreign) setns(backFd, CLONE_NEWNET);
+    closeQuietly(backFd);
+    closeQuietly(nsFd);
+  }
+}
+
+/**
+ * Read `len` bytes at `address` in the task, once. Throws EFAULT-like
+ * SysErrors for unmapped memory; a short read is an error too.
+ */
+export function readMemory(target: Target, address: bigint, len: number): Buffer {
+  const data = readProcessMemory(target.tid, address, len);
+  if (data.length !== len) throw new SysError('process_vm_readv (short read)', 14 /* EFAULT */);
+  return data;
+}
+
+/** A NUL-terminated string of at most `max` bytes, for audit records only. */
+export function readString(target: Target, address: bigint, max = 4096): string | undefined {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let at = address;
+  try {
+    while (total < max) {
+      const toPage = 4096 - Number(at % 4096n);
+      const chunk = readProcessMemory(target.tid, at, Math.min(toPage, max - total));
+      const nul = chunk.indexOf(0);
+      if (nul >= 0) {
+        chunks.push(chunk.subarray(0, nul));
+        return Buffer.concat(chunks).toString('utf8');
+      }
+      if (chunk.length === 0) break;
+      chunks.push(chunk);
+      total += chunk.length;
+      at += BigInt(chunk.length);
+    }
+  } catch {
+    return undefined;
+  }
+  return Buffer.concat(chunks).toString('utf8') + '…';
+}

@@ -1,0 +1,307 @@
+/*
+ * One client connection, from `run` to the program's exit.
+ *
+ * MUST:
+ *  - accept a message only in the phase its row of REQUESTS allows, with
+ *    exactly the fds it allows; anything else ends this client only, with a
+ *    client-rejected record (the broker never crashes on input);
+ *  - close every fd it receives that it does not keep;
+ *  - decide with the kernel's identity of the client, the loaded rules and
+ *    the binary it opened itself, never with the client's words;
+ *  - tie the program to the session: when the client goes away the program
+ *    gets SIGHUP, then SIGKILL after a grace period; when the program ends
+ *    its listener is closed, so surviving children hold no elevated call.
+ */
+import { fstatSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { ChildProcess } from 'node:child_process';
+import {
+  MSG_NOSIGNAL, SysError, closeQuietly, getgrnamGid, pidfdOpen, pidfdSendSignal, recvmsg, sendmsg,
+} from '../shared/native/libc.js';
+import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
+import {
+  MAX_MESSAGE, ProtocolError, RUN_FDS, decodeClientMessage, encode,
+  type BrokerMessage, type RunRequest, type SignalRequest,
+} from '../shared/protocol.js';
+import type { Audit, AuditEvent } from './audit.js';
+import { BinaryError, openVerifiedBinary } from './binary.js';
+import { programEnvironment } from './environment.js';
+import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
+import { startLauncher } from './launch.js';
+import { REQUESTS, type Phase } from './requests.js';
+import type { ProgramRule, RuleSet } from './rules/model.js';
+import { findProgram, mayRun } from './rules/match.js';
+import { buildFilter } from './seccomp/filter.js';
+import { Supervisor } from './seccomp/supervisor.js';
+
+/** What every session shares: the broker's state, never the client's. */
+export interface BrokerContext {
+  rules(): RuleSet;
+  audit: Audit;
+  execGid: number;
+  log(message: string): void;
+  /** The session ended and released everything. */
+  ended(session: Session): void;
+}
+
+const HANGUP_GRACE_MS = 2000;
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+let lastId = 0;
+
+export class Session {
+  readonly id = ++lastId;
+  phase: Phase = 'new';
+  private readonly conn: FdWatch;
+  private clientGone = false;
+  private rule?: ProgramRule;
+  private child?: ChildProcess;
+  private programPidfd = -1;
+  private control?: FdWatch;
+  private supervisor?: Supervisor;
+  private launchError?: string;
+  private execDone = false;
+  private killTimer?: NodeJS.Timeout;
+  private binary?: { dev: number; ino: number };
+  private argv: string[] = [];
+
+  constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext) {
+    this.conn = new FdWatch(connFd, READABLE, () => this.onClientReadable());
+  }
+
+  /** Identity fields every record of this session carries. */
+  private who(): Record<string, unknown> {
+    return { session: this.id, uid: this.client.uid, user: this.client.passwd?.name ?? null };
+  }
+
+  audit(event: AuditEvent, fields: Record<string, unknown>): void {
+    this.ctx.audit.record(event, { ...this.who(), program: this.rule?.path, ...fields });
+  }
+
+  /* ---- the client's side ---- */
+
+  private onClientReadable(): void {
+    if (this.clientGone) return;
+    let got;
+    try {
+      got = recvmsg(this.conn.fd, MAX_MESSAGE + 1, RUN_FDS + 1);
+    } catch (e) {
+      return this.onClientGone(`receive failed: ${(e as Error).message}`);
+    }
+    if (!got) return;
+    if (got.data.length === 0 && got.fds.length === 0) return this.onClientGone('client closed the connection');
+    try {
+      if (got.truncated) throw new ProtocolError(`message longer than ${MAX_MESSAGE} bytes`);
+      if (got.ctruncated) throw new ProtocolError('too many fds');
+      const message = decodeClientMessage(got.data);
+      const row = REQUESTS[message.type];
+      if (!row.phases.includes(this.phase)) throw new ProtocolError(`${message.type} is not allowed now (${this.phase})`);
+      if (got.fds.length !== row.fds) throw new ProtocolError(`${message.type} takes ${row.fds} fds, got ${got.fds.length}`);
+      const kept = row.handle(this, message, got.fds);
+      if (!kept) got.fds.forEach(closeQuietly);
+    } catch (e) {
+      got.fds.forEach(closeQuietly);
+      if (!(e instanceof ProtocolError)) this.ctx.log(`session ${this.id}: ${(e as Error).stack}`);
+      this.reject(e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`);
+    }
+  }
+
+  private send(message: BrokerMessage): void {
+    if (this.clientGone) return;
+    try {
+      sendmsg(this.conn.fd, encode(message), [], MSG_NOSIGNAL);
+    } catch (e) {
+      this.ctx.log(`session ${this.id}: cannot answer the client: ${(e as Error).message}`);
+    }
+  }
+
+  /** A malformed or out-of-phase message: end this client only. */
+  private reject(reason: string): void {
+    this.ctx.audit.record('client-rejected', { ...this.who(), pid: this.client.pid, reason });
+    this.send({ v: 1, type: 'error', reason });
+    this.onClientGone(reason);
+  }
+
+  private onClientGone(reason: string): void {
+    if (this.clientGone) return;
+    this.clientGone = true;
+    this.conn.close();
+    if (this.programPidfd >= 0) {
+      this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.child?.pid}`);
+      this.signalProgram(osConstants.signals.SIGHUP);
+      this.killTimer = setTimeout(() => this.signalProgram(osConstants.signals.SIGKILL), HANGUP_GRACE_MS);
+    }
+    this.maybeEnd();
+  }
+
+  /* ---- requests (rows of REQUESTS) ---- */
+
+  /** `run`: decide, verify, launch. Returns true: the fds are dealt with here. */
+  run(req: RunRequest, fds: number[]): boolean {
+    const [stdin, stdout, stderr, cwd] = fds;
+    const user = this.client.passwd;
+    const rule = findProgram(this.ctx.rules(), req.path);
+    const name = user?.name ?? `uid ${this.client.uid}`;
+    if (!user || !rule || !mayRun(rule, { uid: this.client.uid, user: user.name, gids: this.client.gids }, getgrnamGid)) {
+      return this.refuseRun(req.path, `no rule lets ${name} run ${req.path}`, fds);
+    }
+    this.rule = rule;
+    if ((fstatSync(cwd).mode & S_IFMT) !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
+    let binaryFd = -1;
+    try {
+      const context = clientContext(this.client);
+      const binary = openVerifiedBinary(rule.path);
+      binaryFd = binary.fd;
+      this.binary = { dev: binary.dev, ino: binary.ino };
+      const launched = startLauncher({
+        uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
+        groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
+        env: programEnvironment(req.env, user), argv: req.argv,
+        stdio: [stdin, stdout, stderr], cwdFd: cwd, binaryFd, filter: buildFilter(rule),
+      });
+      this.started(launched.child, launched.control, req);
+    } catch (e) {
+      if (e instanceof BinaryError || e instanceof IdentityError) {
+        return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
+      }
+      throw e;
+    } finally {
+      closeQuietly(binaryFd);
+    }
+    fds.forEach(closeQuietly);
+    return true;
+  }
+
+  private refuseRun(path: string, reason: string, fds: number[]): boolean {
+    this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined });
+    this.send({ v: 1, type: 'refused', reason });
+    fds.forEach(closeQuietly);
+    this.onClientGone('refused');
+    return true;
+  }
+
+  signal(req: SignalRequest): boolean {
+    this.signalProgram(osConstants.signals[req.signal]);
+    return false;
+  }
+
+  private signalProgram(signal: number): void {
+    if (this.programPidfd < 0) return;
+    try {
+      pidfdSendSignal(this.programPidfd, signal);
+    } catch (e) {
+      if (!(e instanceof SysError && e.code === 'ESRCH')) throw e;
+    }
+  }
+
+  /* ---- the program's side ---- */
+
+  private started(child: ChildProcess, control: number, req: RunRequest): void {
+    this.phase = 'launching';
+    this.argv = req.argv;
+    this.child = child;
+    if (child.pid === undefined) {
+      closeQuietly(control);
+      throw new Error('the launcher did not start');
+    }
+    // Not yet reaped (exit is handled on a later tick), so this pid is ours.
+    this.programPidfd = pidfdOpen(child.pid);
+    this.control = new FdWatch(control, READABLE, () => this.onControl());
+    child.on('exit', (code, signal) => this.onExit(code, signal, req));
+    child.on('error', (e) => this.ctx.log(`session ${this.id}: launcher: ${e.message}`));
+  }
+
+  /** The launcher's datagrams: the listener fd, or why it failed; end of file once it exec'd. */
+  private onControl(): void {
+    const control = this.control;
+    if (!control) return;
+    for (;;) {
+      let got;
+      try {
+        got = recvmsg(control.fd, 4096, 1);
+      } catch {
+        got = { data: Buffer.alloc(0), fds: [], truncated: false, ctruncated: false };
+      }
+      if (!got) return;
+      if (got.data.length === 0 && got.fds.length === 0) {
+        control.close();
+        this.control = undefined;
+        if (!this.launchError && this.supervisor) this.running();
+        return;
+      }
+      const text = got.data.toString('utf8');
+      if (text === 'listener' && got.fds.length === 1 && !this.supervisor) {
+        this.supervisor = new Supervisor(got.fds[0], this.supervisedView(), () => this.closeSupervisor());
+      } else {
+        got.fds.forEach(closeQuietly);
+        this.launchError = text.startsWith('error ') ? text.slice(6) : `unexpected launcher message ${JSON.stringify(text.slice(0, 80))}`;
+      }
+    }
+  }
+
+  private supervisedView() {
+    const rule = this.rule!;
+    return {
+      uid: this.client.uid,
+      program: rule,
+      binary: this.binary!,
+      launcherPid: this.child!.pid!,
+      audit: (event: 'grant' | 'refuse', fields: Record<string, unknown>) => this.audit(event, fields),
+      log: (m: string) => this.ctx.log(`session ${this.id}: ${m}`),
+    };
+  }
+
+  /** The exec went through: the program runs. */
+  private running(): void {
+    if (this.execDone) return;
+    this.execDone = true;
+    this.phase = 'running';
+    this.audit('launch', {
+      pid: this.child!.pid, argv: this.argv, rule: { file: this.rule!.file, section: 'program' }, client: { pid: this.client.pid },
+    });
+    this.send({ v: 1, type: 'started', pid: this.child!.pid! });
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null, req: RunRequest): void {
+    this.onControl(); // the exec's end of file may still be queued
+    this.closeSupervisor();
+    if (this.killTimer) clearTimeout(this.killTimer);
+    closeQuietly(this.programPidfd);
+    this.programPidfd = -1;
+    const pid = this.child?.pid;
+    if (!this.execDone) {
+      const why = this.launchError ?? (signal ? `the launcher was killed by ${signal}` : `the launcher exited with ${code}`);
+      this.audit('refuse', { pid, call: { name: 'run', args: { path: req.path } }, errno: 'EPERM', reason: `could not start: ${why}`, rule: { file: this.rule!.file, section: 'program' } });
+      this.send({ v: 1, type: 'refused', reason: `the broker could not start ${req.path}: ${why}` });
+    } else {
+      const status = code ?? 128 + (signal ? osConstants.signals[signal] : 0);
+      this.audit('exit', { pid, code, signal, status });
+      this.send({ v: 1, type: 'exit', code, signal });
+    }
+    this.phase = 'ended';
+    if (!this.clientGone) this.conn.close();
+    this.clientGone = true;
+    this.maybeEnd();
+  }
+
+  private closeSupervisor(): void {
+    this.supervisor?.close();
+    this.supervisor = undefined;
+  }
+
+  private maybeEnd(): void {
+    if (!this.clientGone || this.phase === 'gone') return;
+    if (this.child && this.phase !== 'ended') return; // the program's exit comes later
+    this.control?.close();
+    this.control = undefined;
+    closeQuietly(this.client.pidfd);
+    this.phase = 'gone';
+    this.ctx.ended(this);
+  }
+
+  /** Broker shutdown: the program loses its elevated calls and its session. */
+  shutdown(): void {
+    this.onClientGone('broker shutting down');
+  }
+}

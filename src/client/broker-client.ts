@@ -1,0 +1,63 @@
+/*
+ * The client's side of the protocol: one function per request, each
+ * expecting the matching answers (OpenSSH's monitor_wrap style).
+ */
+import { openSync } from 'node:fs';
+import {
+  AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, connectUnix, recvmsg, sendmsg, socket,
+} from '../shared/native/libc.js';
+import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
+import { MAX_MESSAGE, decodeBrokerMessage, encode, type BrokerMessage, type ForwardedSignal } from '../shared/protocol.js';
+
+export class BrokerConnection {
+  private watch?: FdWatch;
+
+  private constructor(private readonly fd: number) {}
+
+  /** Connect; throws SysError (ENOENT, ECONNREFUSED, EACCES...) when there is no broker. */
+  static connect(socketPath: string): BrokerConnection {
+    const fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    try {
+      connectUnix(fd, socketPath);
+    } catch (e) {
+      closeQuietly(fd);
+      throw e;
+    }
+    return new BrokerConnection(fd);
+  }
+
+  /** Ask the broker to run `path`; stdio and the cwd travel as fds. */
+  run(path: string, argv: string[], env: Record<string, string>): void {
+    const cwd = openSync('.', O_PATH | O_DIRECTORY);
+    try {
+      sendmsg(this.fd, encode({ v: 1, type: 'run', path, argv, env }), [0, 1, 2, cwd]);
+    } finally {
+      closeQuietly(cwd);
+    }
+  }
+
+  signal(signal: ForwardedSignal): void {
+    sendmsg(this.fd, encode({ v: 1, type: 'signal', signal }));
+  }
+
+  /** Every broker message in order; `null` when the broker closed the connection. */
+  listen(onMessage: (m: BrokerMessage | null) => void): void {
+    this.watch = new FdWatch(this.fd, READABLE, () => {
+      for (;;) {
+        const got = recvmsg(this.fd, MAX_MESSAGE, 0);
+        if (!got) return;
+        got.fds.forEach(closeQuietly);
+        if (got.data.length === 0) {
+          this.close();
+          return onMessage(null);
+        }
+        onMessage(decodeBrokerMessage(got.data));
+      }
+    });
+  }
+
+  close(): void {
+    if (this.watch) this.watch.close();
+    else closeQuietly(this.fd);
+  }
+}

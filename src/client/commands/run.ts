@@ -1,0 +1,72 @@
+/*
+ * stx-elevate PROGRAM ARGS...: ask the broker to run PROGRAM for us, pass
+ * signals on, and exit with its status (128+N when killed by signal N).
+ */
+import { constants as osConstants } from 'node:os';
+import { SysError } from '../../shared/native/libc.js';
+import { FORWARDED_SIGNALS, MAX_MESSAGE, ProtocolError, type BrokerMessage } from '../../shared/protocol.js';
+import { BrokerConnection } from '../broker-client.js';
+import { ResolveError, resolveProgram } from '../resolve.js';
+
+export class ClientFailure extends Error {}
+
+/** The environment as the broker will filter it; oversized values never help. */
+function clientEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) && v.length <= 4096 && !v.includes('\0')) env[k] = v;
+  }
+  return env;
+}
+
+function exitStatus(m: Extract<BrokerMessage, { type: 'exit' }>): number {
+  if (m.code !== null) return m.code;
+  const n = m.signal ? (osConstants.signals as Record<string, number>)[m.signal] : undefined;
+  return 128 + (n ?? 0);
+}
+
+/** Resolves with the status to exit with; rejects with ClientFailure for our own failures. */
+export function runProgram(socketPath: string, program: string, args: string[]): Promise<number> {
+  let path: string;
+  try {
+    path = resolveProgram(program);
+  } catch (e) {
+    if (e instanceof ResolveError) throw new ClientFailure(e.message);
+    throw e;
+  }
+  let broker: BrokerConnection;
+  try {
+    broker = BrokerConnection.connect(socketPath);
+  } catch (e) {
+    if (e instanceof SysError) {
+      throw new ClientFailure(`cannot reach the broker at ${socketPath}: ${e.message.replace(/^connect\(.*?\): /, '')} (is stx-elevated running?)`);
+    }
+    throw e;
+  }
+  try {
+    broker.run(path, [program, ...args], clientEnvironment());
+  } catch (e) {
+    if (e instanceof ProtocolError) throw new ClientFailure(`${program}: arguments and environment exceed ${MAX_MESSAGE} bytes`);
+    if (e instanceof SysError) throw new ClientFailure(`cannot talk to the broker at ${socketPath}: ${e.message}`);
+    throw e;
+  }
+  return new Promise((resolve, reject) => {
+    const forward = (signal: (typeof FORWARDED_SIGNALS)[number]) => () => {
+      try {
+        broker.signal(signal);
+      } catch {
+        // the broker is gone; its end of file will tell us
+      }
+    };
+    for (const s of FORWARDED_SIGNALS) process.on(s, forward(s));
+    broker.listen((m) => {
+      if (m === null) return reject(new ClientFailure(`the broker closed the connection before ${program} finished`));
+      switch (m.type) {
+        case 'started': return;
+        case 'exit': return resolve(exitStatus(m));
+        case 'refused': return reject(new ClientFailure(m.reason));
+        case 'error': return reject(new ClientFailure(`the broker rejected the request: ${m.reason}`));
+      }
+    });
+  });
+}

@@ -1,0 +1,152 @@
+/*
+ * The wire protocol between stx-elevate (unprivileged) and stx-elevated
+ * (root): one message per SOCK_SEQPACKET datagram, one JSON object each.
+ *
+ * MUST (for the broker's side of every decode):
+ *  - accept only the exact shapes below: unknown types, unknown keys, wrong
+ *    types, out-of-range sizes are all ProtocolErrors, never half-accepted;
+ *  - carry no identity: who the client is comes from the kernel
+ *    (SO_PEERCRED, SO_PEERPIDFD, SO_PEERGROUPS), so a "uid" key is an error.
+ */
+
+export const PROTOCOL_VERSION = 1;
+/** Largest datagram either side accepts (argv + environment of a run). */
+export const MAX_MESSAGE = 131072;
+/** fds that travel with a run: stdin, stdout, stderr, cwd. */
+export const RUN_FDS = 4;
+export const MAX_ARGS = 4096;
+export const MAX_ENV = 1024;
+export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
+export type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
+
+export interface RunRequest { v: 1; type: 'run'; path: string; argv: string[]; env: Record<string, string> }
+export interface SignalRequest { v: 1; type: 'signal'; signal: ForwardedSignal }
+export type ClientMessage = RunRequest | SignalRequest;
+
+export interface Started { v: 1; type: 'started'; pid: number }
+export interface Refused { v: 1; type: 'refused'; reason: string }
+export interface Exited { v: 1; type: 'exit'; code: number | null; signal: string | null }
+export interface ProtocolFailure { v: 1; type: 'error'; reason: string }
+export type BrokerMessage = Started | Refused | Exited | ProtocolFailure;
+
+export class ProtocolError extends Error {}
+
+export function encode(message: ClientMessage | BrokerMessage): Buffer {
+  const data = Buffer.from(JSON.stringify(message));
+  if (data.length > MAX_MESSAGE) {
+    throw new ProtocolError(`message of ${data.length} bytes exceeds the limit of ${MAX_MESSAGE}`);
+  }
+  return data;
+}
+
+type Json = Record<string, unknown>;
+
+function parseObject(data: Buffer): Json {
+  if (data.length === 0) throw new ProtocolError('empty message');
+  if (data.length > MAX_MESSAGE) throw new ProtocolError(`message exceeds ${MAX_MESSAGE} bytes`);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+  } catch {
+    throw new ProtocolError('message is not valid UTF-8 JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError('message is not a JSON object');
+  }
+  const obj = value as Json;
+  if (obj.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${JSON.stringify(obj.v)}; expected ${PROTOCOL_VERSION}`);
+  if (typeof obj.type !== 'string') throw new ProtocolError('message has no type');
+  return obj;
+}
+
+function exactKeys(obj: Json, keys: readonly string[]): void {
+  for (const k of Object.keys(obj)) {
+    if (!keys.includes(k)) throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in ${String(obj.type)} message`);
+  }
+  for (const k of keys) {
+    if (!(k in obj)) throw new ProtocolError(`${String(obj.type)} message lacks ${JSON.stringify(k)}`);
+  }
+}
+
+const noNul = (s: string): boolean => !s.includes('\0');
+
+function stringArray(value: unknown, what: string, max: number): string[] {
+  if (!Array.isArray(value) || !value.every((s) => typeof s === 'string' && noNul(s))) {
+    throw new ProtocolError(`${what} must be an array of strings without NUL`);
+  }
+  if (value.length > max) throw new ProtocolError(`${what} has ${value.length} entries; the limit is ${max}`);
+  return value as string[];
+}
+
+function environment(value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ProtocolError('env must be an object of strings');
+  }
+  const entries = Object.entries(value as Json);
+  if (entries.length > MAX_ENV) throw new ProtocolError(`env has ${entries.length} entries; the limit is ${MAX_ENV}`);
+  const env: Record<string, string> = Object.create(null);
+  for (const [k, v] of entries) {
+    if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || !noNul(v)) {
+      throw new ProtocolError(`env entry ${JSON.stringify(k)} is not NAME=string`);
+    }
+    env[k] = v;
+  }
+  return env;
+}
+
+/** Decode and validate a client's message: the broker's only entry for client bytes. */
+export function decodeClientMessage(data: Buffer): ClientMessage {
+  const obj = parseObject(data);
+  switch (obj.type) {
+    case 'run': {
+      exactKeys(obj, ['v', 'type', 'path', 'argv', 'env']);
+      if (typeof obj.path !== 'string' || !obj.path.startsWith('/') || !noNul(obj.path) || obj.path.length > 4095) {
+        throw new ProtocolError('run path must be an absolute path');
+      }
+      const argv = stringArray(obj.argv, 'argv', MAX_ARGS);
+      if (argv.length === 0) throw new ProtocolError('argv must not be empty');
+      return { v: 1, type: 'run', path: obj.path, argv, env: environment(obj.env) };
+    }
+    case 'signal': {
+      exactKeys(obj, ['v', 'type', 'signal']);
+      if (!FORWARDED_SIGNALS.includes(obj.signal as ForwardedSignal)) {
+        throw new ProtocolError(`signal must be one of ${FORWARDED_SIGNALS.join(', ')}`);
+      }
+      return { v: 1, type: 'signal', signal: obj.signal as ForwardedSignal };
+    }
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+  }
+}
+
+/** Decode the broker's answer on the client side. */
+export function decodeBrokerMessage(data: Buffer): BrokerMessage {
+  const obj = parseObject(data);
+  const str = (k: string): string => {
+    if (typeof obj[k] !== 'string') throw new ProtocolError(`${String(obj.type)}.${k} must be a string`);
+    return obj[k] as string;
+  };
+  switch (obj.type) {
+    case 'started':
+      exactKeys(obj, ['v', 'type', 'pid']);
+      if (!Number.isInteger(obj.pid)) throw new ProtocolError('started.pid must be an integer');
+      return { v: 1, type: 'started', pid: obj.pid as number };
+    case 'refused':
+      exactKeys(obj, ['v', 'type', 'reason']);
+      return { v: 1, type: 'refused', reason: str('reason') };
+    case 'error':
+      exactKeys(obj, ['v', 'type', 'reason']);
+      return { v: 1, type: 'error', reason: str('reason') };
+    case 'exit': {
+      exactKeys(obj, ['v', 'type', 'code', 'signal']);
+      const code = obj.code, signal = obj.signal;
+      if (!(code === null || (Number.isInteger(code) && (code as number) >= 0 && (code as number) <= 255))) {
+        throw new ProtocolError('exit.code must be 0-255 or null');
+      }
+      if (!(signal === null || typeof signal === 'string')) throw new ProtocolError('exit.signal must be a string or null');
+      return { v: 1, type: 'exit', code: code as number | null, signal: signal as string | null };
+    }
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+  }
+}
