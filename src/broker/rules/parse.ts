@@ -10,8 +10,8 @@
  *   that ini would read differently from what it looks like (a section
  *   header with a trailing comment is a key to ini, for one).
  *
- * The grammar lives in two tables (SECTIONS, and the key lists in them);
- * a new section kind is a new row and a builder.
+ * The grammar lives in sectionKind and the key tables (PROGRAM_KEYS,
+ * SOCKET_KEYS); a new section kind is a branch, a key table and a builder.
  */
 import { parse as parseIni } from 'ini';
 import { posix } from 'node:path';
@@ -53,6 +53,8 @@ interface Section {
   entries: Map<string, Entry>;
   /** false: unknown or unreadable; its keys are not checked. */
   live: boolean;
+  /** A repeated section: its values are checked, the rest is the first one's business. */
+  repeat: boolean;
 }
 
 /** ini's own pattern for a section line; anything else starting with '[' is refused. */
@@ -84,16 +86,13 @@ function scan(text: string, r: Report): Section[] {
   return sections;
 }
 
-/** A repeated section adds to the first, so its keys count as the first's. */
 function openSection(name: string, line: number, sections: Section[], r: Report): Section {
   const first = sections.find((s) => s.name === name);
-  if (first) {
-    r.add(line, name, undefined, `duplicate section (first at line ${first.line}); merge the two into one`);
-    return first;
-  }
   const kind = sectionKind(name);
-  if (kind instanceof Problem) r.add(line, name, undefined, kind.messages[0]);
-  const section: Section = { name, line, entries: new Map(), live: !(kind instanceof Problem) };
+  if (first) r.add(line, name, undefined, `duplicate section (first at line ${first.line}); merge the two into one`);
+  else if (kind instanceof Problem) r.add(line, name, undefined, kind.messages[0]);
+  const live = first ? first.live : !(kind instanceof Problem);
+  const section: Section = { name, line, entries: new Map(), live, repeat: first !== undefined };
   sections.push(section);
   return section;
 }
@@ -103,7 +102,7 @@ function malformedSection(raw: string, line: number, sections: Section[], r: Rep
   r.add(line, undefined, undefined,
     `malformed section header ${q(raw.trim())}; write [name] alone on its line, comments on a line of their own`);
   const name = /^\s*\[([^\]]*)\]/.exec(raw)?.[1].trim();
-  if (name === undefined) return { name: '', line, entries: new Map(), live: false };
+  if (name === undefined) return { name: '', line, entries: new Map(), live: false, repeat: false };
   return openSection(name, line, sections, r);
 }
 
@@ -150,7 +149,10 @@ function read<T>(s: Section, keys: Keys, key: string, r: Report, parse: (v: stri
   const entry = s.entries.get(key);
   if (!entry) return undefined;
   const value = iniValue(entry);
-  const out = value === '' ? new Problem(`empty value; use ${keys[key]}`) : parse(value);
+  const out = value === '' ? new Problem(`empty value; use ${keys[key]}`)
+    // ini unquotes only a value that is all quoted: "a" ; comment stays "a"
+    : /^["']/.test(value) ? new Problem(`${q(value)} has a stray quote; quote the whole value, comments go on their own line`)
+    : parse(value);
   if (!(out instanceof Problem)) return out;
   for (const m of out.messages) r.add(entry.line, s.name, key, m);
   return BAD;
@@ -165,7 +167,7 @@ function checkKeys(s: Section, keys: Keys, r: Report): void {
 }
 
 function missing(s: Section, keys: Keys, key: string, r: Report): typeof BAD {
-  r.add(s.line, s.name, key, `missing; add ${key} = ${keys[key]}`);
+  if (!s.repeat) r.add(s.line, s.name, key, `missing; add ${key} = ${keys[key]}`);
   return BAD;
 }
 
@@ -235,7 +237,7 @@ function buildProgram(s: Section, file: string, r: Report): Program | undefined 
   const path = read(s, PROGRAM_KEYS, 'path', r, parsePath) ?? missing(s, PROGRAM_KEYS, 'path', r);
   const users = read(s, PROGRAM_KEYS, 'users', r, parseUsers);
   const groups = read(s, PROGRAM_KEYS, 'groups', r, parseGroups);
-  if (users === undefined && groups === undefined) {
+  if (users === undefined && groups === undefined && !s.repeat) {
     r.add(s.line, s.name, undefined,
       'names no users or groups; add users = * (every user), users = a list of names, or groups = a list of groups');
   }
@@ -327,6 +329,7 @@ function buildSocket(s: Section, file: string, r: Report): SocketRule | undefine
   if (as === BAD || domain === BAD || type === BAD || protocol === BAD || headerIncluded === BAD || errno === BAD) {
     return undefined;
   }
+  if (s.repeat) return undefined;
   const fields = { domain, type, protocol, headerIncluded };
   if (!checkSocket(s, fields, r)) return undefined;
   return {
@@ -413,15 +416,20 @@ export function parseRuleFile(file: string, text: string): { program?: ProgramRu
   const r = new Report(file);
   const sections = scan(text, r);
   const live = sections.filter((s) => s.live);
-  const programSection = live.find((s) => s.name === 'program');
+  const programSection = live.find((s) => s.name === 'program' && !s.repeat);
   if (!programSection) {
     r.add(undefined, undefined, undefined, 'no [program] section; add one with the path of the program and who may run it (users or groups)');
   }
-  const program = programSection && buildProgram(programSection, file, r);
+  let program: Program | undefined;
   const calls: CallRule[] = [];
-  for (const s of live.filter((x) => sectionKind(x.name) === 'socket')) {
-    const call = buildSocket(s, file, r);
-    if (call) calls.push(call);
+  for (const s of live) {
+    if (s.name === 'program') {
+      const built = buildProgram(s, file, r);
+      if (s === programSection) program = built;
+    } else {
+      const call = buildSocket(s, file, r);
+      if (call) calls.push(call);
+    }
   }
   checkDistinct(calls, r);
   const errors = r.errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
