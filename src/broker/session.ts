@@ -61,6 +61,7 @@ export class Session {
   private control?: FdWatch;
   private supervisor?: Supervisor;
   private launchError?: string;
+  private listenerReceived = false;
   private execDone = false;
   private killTimer?: NodeJS.Timeout;
   private binary?: { dev: number; ino: number };
@@ -227,11 +228,14 @@ export class Session {
       if (got.data.length === 0 && got.fds.length === 0) {
         control.close();
         this.control = undefined;
-        if (!this.launchError && this.supervisor) this.running();
+        // The control fd is close-on-exec: end of file without an error
+        // report means the exec of the verified binary went through.
+        if (!this.launchError && this.listenerReceived) this.running();
         return;
       }
       const text = got.data.toString('utf8');
-      if (text === 'listener' && got.fds.length === 1 && !this.supervisor) {
+      if (text === 'listener' && got.fds.length === 1 && !this.listenerReceived) {
+        this.listenerReceived = true;
         this.supervisor = new Supervisor(got.fds[0], this.supervisedView(), () => this.closeSupervisor());
       } else {
         got.fds.forEach(closeQuietly);
