@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { InstalledTree } from './install.js'
-import { rootEnv, sleep } from './proc.js'
+import { cleanArgv, rootEnv, sleep } from './proc.js'
 
 export interface TapLike {
   teardown(fn: () => unknown): void
@@ -72,8 +72,9 @@ function prepare(tree: InstalledTree, opts: BrokerOptions): Prepared {
 
 function launch(tree: InstalledTree, p: Prepared, opts: BrokerOptions) {
   const args = [tree.broker, '--socket', p.socket, '--rules', p.rulesDir, '--audit', p.audit, ...(opts.extraArgs ?? [])]
-  const proc = spawn(process.execPath, args, {
-    cwd: tree.root, env: rootEnv(), stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+  const full = cleanArgv([process.execPath, ...args], rootEnv())
+  const proc = spawn(full[0], full.slice(1), {
+    cwd: tree.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   })
   let out = ''
   let err = ''

@@ -8,6 +8,18 @@ import { SAFE_PATH } from './paths.js'
 
 export const sleep = (ms: number) => new Promise<void>(r => setTimeout(r, ms))
 
+/**
+ * argv run through `env -i` with exactly `env`: tap's processinfo plugin
+ * patches child_process to inject NODE_OPTIONS (its --import hooks) into
+ * every child's environment, whatever env the spawn is given; a node child
+ * (the client, the broker, npm) would then load tap's hooks from the
+ * checkout and write into .tap/. `env -i` drops them.
+ */
+export function cleanArgv(argv: string[], env: Record<string, string>): string[] {
+  for (const k of Object.keys(env)) if (k === '' || k.includes('=')) throw new Error(`bad environment name ${k}`)
+  return ['/usr/bin/env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv]
+}
+
 /** A minimal environment for root-run helpers (no NODE_OPTIONS from tap). */
 export function rootEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { PATH: SAFE_PATH, HOME: '/root', LANG: 'C.UTF-8', ...extra }
@@ -27,8 +39,9 @@ export interface Captured {
 export function runRoot(argv: string[], opts: { timeoutMs?: number, cwd?: string, env?: Record<string, string>, input?: string } = {}): Promise<Captured> {
   const timeoutMs = opts.timeoutMs ?? 60_000
   return new Promise((resolvePromise, reject) => {
-    const so: SpawnOptions = { cwd: opts.cwd ?? '/', env: opts.env ?? rootEnv(), stdio: ['pipe', 'pipe', 'pipe'], detached: true }
-    const child = spawn(argv[0], argv.slice(1), so)
+    const full = cleanArgv(argv, opts.env ?? rootEnv())
+    const so: SpawnOptions = { cwd: opts.cwd ?? '/', stdio: ['pipe', 'pipe', 'pipe'], detached: true }
+    const child = spawn(full[0], full.slice(1), so)
     let stdout = ''
     let stderr = ''
     let timedOut = false

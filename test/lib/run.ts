@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { SAFE_PATH } from './paths.js'
-import { sleep } from './proc.js'
+import { cleanArgv, sleep } from './proc.js'
 import type { TestUser } from './users.js'
 
 export interface RunOptions {
@@ -60,9 +60,10 @@ export interface RunningAs {
 
 /** Start argv as the user, in its own process group, stdio piped. */
 export function spawnAs(user: TestUser, argv: string[], opts: RunOptions = {}): RunningAs {
-  const full = asUser(user, argv)
+  // env -i runs as root, then setpriv execs argv as the user: the pid is argv's
+  const full = cleanArgv(asUser(user, argv), userEnv(user, opts.env))
   const child = spawn(full[0], full.slice(1), {
-    cwd: opts.cwd ?? '/', env: userEnv(user, opts.env), stdio: ['pipe', 'pipe', 'pipe'], detached: true,
+    cwd: opts.cwd ?? '/', stdio: ['pipe', 'pipe', 'pipe'], detached: true,
   })
   let out = ''
   let err = ''

@@ -4,6 +4,7 @@
  * under /opt, the fixtures compiled; all undone in teardown.
  */
 import { installTree, type InstalledTree } from './install.js'
+import { takeE2ELock } from './lock.js'
 import { buildFixtures, type Fixtures } from './fixtures.js'
 import { killUserProcesses } from './proc.js'
 import { withSysctl } from './sysctl.js'
@@ -18,6 +19,11 @@ export interface E2E extends TestUsers {
 }
 
 export async function setupE2E(t: TapLike): Promise<E2E> {
+  // registered first: tap runs teardowns last-in first-out, so the lock is
+  // released after every teardown registered later, wherever set-up stops
+  let release = () => {}
+  t.teardown(() => release())
+  release = await takeE2ELock()
   const users = await ensureTestUsers()
   // Systemd hosts open ICMP datagram sockets to everyone; then ping needs no
   // privilege and a passing ping proves nothing. Close it for the test.
