@@ -176,6 +176,17 @@ t.test('a header with a comment is refused (ini would read it as a key)', async 
     `${F}:1: malformed section header "[program]"; write [name] alone on its line, comments on a line of their own`);
 });
 
+t.test('control characters and line separators are refused (ini would skip the line)', async (t) => {
+  t.strictSame(errors(t, '[program]\npath = /usr/bin/ping\nusers = alice\u2028\ngroups = a\u0007\n'), [
+    `${F}:3: [program]: contains a control character; remove it`,
+    `${F}:4: [program]: contains a control character; remove it`,
+  ]);
+});
+
+t.test('a byte order mark is ignored', async (t) => {
+  t.equal(program(t, '\uFEFF' + PROGRAM).path, '/usr/bin/ping');
+});
+
 t.test('missing [program]', async (t) => {
   t.equal(error(t, ICMP), `${F}: no [program] section; add one with the path of the program and who may run it (users or groups)`);
   t.equal(error(t, ''), `${F}: no [program] section; add one with the path of the program and who may run it (users or groups)`);

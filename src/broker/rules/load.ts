@@ -20,6 +20,7 @@ import { parseRuleFile } from './parse.js';
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
 /** Node does not export it; libuv adds it anyway, say it for the reader. */
 const O_CLOEXEC = 0o2000000;
+const O_PATH = 0o10000000;
 const S_ISVTX = 0o1000;
 const WRITABLE_BY_OTHERS = 0o022;
 /** Rule files are a few lines; this bounds what a mistake can make us read. */
@@ -42,14 +43,14 @@ function openAt(dirFd: number, name: string, flags: number): number {
   return openSync(`/proc/self/fd/${dirFd}/${name}`, flags);
 }
 
-function openError(where: string, e: unknown, isFile: boolean): RuleError {
-  const code = (e as NodeJS.ErrnoException).code;
+function openError(where: string, e: unknown, code: string | undefined, isFile: boolean): RuleError {
   if (code === 'ELOOP' && isFile) return fail(where, 'is a symbolic link; rule files must be regular files');
   if (code === 'ENOENT' && isFile) return fail(where, 'disappeared while the rules were read; load them again');
   if (code === 'ELOOP') return fail(where, `is a symbolic link; name the real directory${realHint(where)}`);
   if (code === 'ENOENT') return fail(where, 'does not exist; create it (owned by root, mode 0755) or name another directory');
   if (code === 'ENOTDIR') return fail(where, 'is not a directory');
-  return fail(where, `cannot open: ${(e as Error).message}`);
+  // Node's message names the /proc path, not the admin's: give the code alone
+  return fail(where, `cannot be opened (${code ?? String(e)})`);
 }
 
 function realHint(where: string): string {
@@ -93,12 +94,27 @@ function fileKind(st: Stats): string {
 
 // ---- the directory ----------------------------------------------------------
 
+/** For messages only: whether name in dirFd is a symlink, seen through an O_PATH fd. */
+function isSymlinkAt(dirFd: number, name: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openAt(dirFd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    return fstatSync(fd).isSymbolicLink();
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** openAt, or the reason it failed as an error naming `where`. */
 function tryOpenAt(dirFd: number, name: string, flags: number, where: string, errors: RuleError[]): number | undefined {
   try {
     return openAt(dirFd, name, flags);
   } catch (e) {
-    errors.push(openError(where, e, (flags & O_DIRECTORY) === 0));
+    // O_DIRECTORY|O_NOFOLLOW on a symlink fails with ENOTDIR: say what it is
+    const code = isSymlinkAt(dirFd, name) ? 'ELOOP' : (e as NodeJS.ErrnoException).code;
+    errors.push(openError(where, e, code, (flags & O_DIRECTORY) === 0));
     return undefined;
   }
 }

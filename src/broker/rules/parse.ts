@@ -45,7 +45,13 @@ const q = (s: string): string => JSON.stringify(s);
 
 // ---- 1. scan: sections, keys, line numbers ---------------------------------
 
-interface Entry { key: string; line: number; text: string }
+interface Entry {
+  key: string;
+  line: number;
+  text: string;
+  /** Refused by the scan: counts as present, its value is not read. */
+  unreadable?: true;
+}
 
 interface Section {
   name: string;
@@ -61,6 +67,11 @@ interface Section {
 const HEADER = /^\[([^\]]*)\]\s*$/;
 /** Lines ini skips: empty, blank, or a comment. */
 const SKIPPED = /^\s*([;#]|$)/;
+/**
+ * Control characters (tab aside) and the Unicode line separators, which
+ * ini's line pattern does not match: such a line would be skipped by ini.
+ */
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/;
 
 /**
  * The file's sections in order. Values are read line by line, so a section
@@ -71,8 +82,13 @@ function scan(text: string, r: Report): Section[] {
   const sections: Section[] = [];
   let current: Section | undefined;
   // ini splits lines on any run of \r and \n; count each break for the numbers
-  text.split(/\r\n|\r|\n/).forEach((raw, i) => {
+  text.replace(/^\uFEFF/, '').split(/\r\n|\r|\n/).forEach((raw, i) => {
     const line = i + 1;
+    if (CONTROL.test(raw)) {
+      r.add(line, current?.name || undefined, undefined, 'contains a control character; remove it');
+      keepUnreadable(raw, line, current);
+      return;
+    }
     if (SKIPPED.test(raw)) return;
     const header = HEADER.exec(raw);
     if (header) {
@@ -106,6 +122,14 @@ function malformedSection(raw: string, line: number, sections: Section[], r: Rep
   return openSection(name, line, sections, r);
 }
 
+/** The key of a refused line still counts, so it is not also reported missing. */
+function keepUnreadable(raw: string, line: number, section: Section | undefined): void {
+  const key = raw.slice(0, Math.max(0, raw.indexOf('='))).trim();
+  if (key !== '' && section?.live && !section.entries.has(key)) {
+    section.entries.set(key, { key, line, text: raw, unreadable: true });
+  }
+}
+
 function addEntry(raw: string, line: number, section: Section | undefined, r: Report): void {
   const eq = raw.indexOf('=');
   const where = section && section.name !== '' ? section.name : undefined;
@@ -136,11 +160,13 @@ type Read<T> = T | typeof BAD | undefined;   // undefined: the key is absent
 /**
  * The value ini reads from the entry's own line (quotes, escapes and inline
  * comments as ini treats them). ini turns true/false/null into JSON values;
- * give them back as the words the admin wrote.
+ * give them back as the words the admin wrote. undefined: ini did not see
+ * the line as this key's (the scan should have refused it).
  */
-function iniValue(entry: Entry): string {
+function iniValue(entry: Entry): string | undefined {
   const value: unknown = parseIni(entry.text)[entry.key];
-  return typeof value === 'string' ? value : String(value);
+  if (typeof value === 'string') return value;
+  return value === true || value === false || value === null ? String(value) : undefined;
 }
 
 interface Keys { [key: string]: string }   // key -> what values it takes
@@ -148,8 +174,10 @@ interface Keys { [key: string]: string }   // key -> what values it takes
 function read<T>(s: Section, keys: Keys, key: string, r: Report, parse: (v: string) => T | Problem): Read<T> {
   const entry = s.entries.get(key);
   if (!entry) return undefined;
+  if (entry.unreadable) return BAD;
   const value = iniValue(entry);
-  const out = value === '' ? new Problem(`empty value; use ${keys[key]}`)
+  const out = value === undefined ? new Problem('this line cannot be read as key = value')
+    : value === '' ? new Problem(`empty value; use ${keys[key]}`)
     // ini unquotes only a value that is all quoted: "a" ; comment stays "a"
     : /^["']/.test(value) ? new Problem(`${q(value)} has a stray quote; quote the whole value, comments go on their own line`)
     : parse(value);
@@ -192,8 +220,6 @@ const NAME_RULE = 'use lowercase letters, digits, "_" and "-" (not first), at mo
 
 function parsePath(v: string): string | Problem {
   if (!v.startsWith('/')) return new Problem(`${q(v)} is not absolute; use the full path, e.g. /usr/bin/ping`);
-  // ini's value is already one line; other control characters have no place in a path
-  if (/[\x00-\x1f\x7f]/.test(v)) return new Problem(`${q(v)} contains a control character`);
   const parts = v.split('/').slice(1);
   if (parts.every((p) => p !== '' && p !== '.' && p !== '..')) return v;
   const canonical = posix.normalize(v).replace(/\/+$/, '');

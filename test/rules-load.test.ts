@@ -1,0 +1,168 @@
+// Runs as root: owners and modes are set with chown/chmod on temp dirs.
+import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
+import { loadRules } from '../src/broker/rules/load.js';
+
+const PING = readFileSync(new URL('../elevation.d/ping.conf', import.meta.url), 'utf8');
+const rule = (path: string) => `[program]\npath = ${path}\nusers = *\n`;
+
+// /tmp is root-owned and sticky: a root 0755 directory in it is a safe place
+const base = mkdtempSync('/tmp/stx-rules-');
+chmodSync(base, 0o755);
+t.teardown(() => rmSync(base, { recursive: true, force: true }));
+
+let n = 0;
+/** A fresh root-owned 0755 rules directory holding files (name -> text, mode 0644). */
+function rulesDir(files: Record<string, string> = {}): string {
+  const dir = `${base}/d${n++}`;
+  mkdirSync(dir, { mode: 0o755 });
+  chmodSync(dir, 0o755);
+  for (const [name, text] of Object.entries(files)) {
+    writeFileSync(`${dir}/${name}`, text);
+    chmodSync(`${dir}/${name}`, 0o644);
+  }
+  return dir;
+}
+
+function errors(dir: string): string[] {
+  return loadRules(dir).errors.map(String);
+}
+
+function refused(t: Test, dir: string, expected: string[]): void {
+  const { rules, errors } = loadRules(dir);
+  t.strictSame(errors.map(String), expected);
+  t.equal(rules.programs.size, 0, 'nothing loaded from it');
+}
+
+t.test('a clean directory loads, in name order, skipping other names', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING, 'a.conf': rule('/usr/bin/a'), '.hidden.conf': 'junk', 'README': 'junk', 'x.conf~': 'junk' });
+  const { rules, errors } = loadRules(dir);
+  t.strictSame(errors, []);
+  t.equal(rules.dir, dir);
+  t.strictSame(rules.files, [`${dir}/a.conf`, `${dir}/ping.conf`]);
+  t.strictSame([...rules.programs.keys()], ['/usr/bin/a', '/usr/bin/ping']);
+  t.equal(rules.programs.get('/usr/bin/ping')!.calls.length, 2);
+  t.equal(rules.programs.get('/usr/bin/ping')!.file, `${dir}/ping.conf`);
+});
+
+t.test('an empty directory loads nothing, without error', async (t) => {
+  const { rules, errors } = loadRules(rulesDir());
+  t.strictSame(errors, []);
+  t.equal(rules.programs.size, 0);
+});
+
+t.test('group-writable file', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  chmodSync(`${dir}/ping.conf`, 0o664);
+  refused(t, dir, [`${dir}/ping.conf: is writable by group or other (mode 0664); make it 0644 or stricter`]);
+});
+
+t.test('world-writable file', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  chmodSync(`${dir}/ping.conf`, 0o606);
+  refused(t, dir, [`${dir}/ping.conf: is writable by group or other (mode 0606); make it 0604 or stricter`]);
+});
+
+t.test('file owned by another user', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  chownSync(`${dir}/ping.conf`, 65534, 65534);
+  refused(t, dir, [`${dir}/ping.conf: is owned by uid 65534; make root its owner`]);
+});
+
+t.test('symlinked .conf', async (t) => {
+  const dir = rulesDir({ 'real.txt': PING });
+  symlinkSync(`${dir}/real.txt`, `${dir}/ping.conf`);
+  refused(t, dir, [`${dir}/ping.conf: is a symbolic link; rule files must be regular files`]);
+});
+
+t.test('a directory or a fifo named .conf', async (t) => {
+  const dir = rulesDir();
+  mkdirSync(`${dir}/a.conf`);
+  execFileSync('mkfifo', [`${dir}/b.conf`]);
+  refused(t, dir, [
+    `${dir}/a.conf: is a directory; rule files must be regular files`,
+    `${dir}/b.conf: is a fifo; rule files must be regular files`,
+  ]);
+});
+
+t.test('every bad file is reported, good ones still load', async (t) => {
+  const dir = rulesDir({ 'a.conf': rule('/usr/bin/a'), 'b.conf': PING, 'c.conf': '[program]\npath = bin/c\nusers = *\n' });
+  chmodSync(`${dir}/b.conf`, 0o666);
+  const { rules, errors } = loadRules(dir);
+  t.strictSame(errors.map(String), [
+    `${dir}/b.conf: is writable by group or other (mode 0666); make it 0644 or stricter`,
+    `${dir}/c.conf:2: [program] path: "bin/c" is not absolute; use the full path, e.g. /usr/bin/ping`,
+  ]);
+  t.strictSame([...rules.programs.keys()], ['/usr/bin/a'], 'the caller decides: it refuses any set with errors');
+});
+
+t.test('group-writable directory', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  chmodSync(dir, 0o775);
+  refused(t, dir, [`${dir}: is writable by group or other (mode 0775); make it 0755 or stricter`]);
+});
+
+t.test('sticky does not excuse the rules directory itself', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  chmodSync(dir, 0o1777);
+  refused(t, dir, [`${dir}: is writable by group or other (mode 1777); make it 1755 or stricter`]);
+});
+
+t.test('directory owned by another user', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  chownSync(dir, 65534, 65534);
+  refused(t, dir, [`${dir}: is owned by uid 65534; make root its owner`]);
+});
+
+t.test('an unsafe directory above the rules', async (t) => {
+  const home = rulesDir();
+  const dir = `${home}/rules`;
+  mkdirSync(dir, { mode: 0o755 });
+  writeFileSync(`${dir}/ping.conf`, PING);
+  chownSync(home, 65534, 65534);
+  refused(t, dir, [`${home}: is owned by uid 65534; every directory above the rules must be owned by root`]);
+  chownSync(home, 0, 0);
+  chmodSync(home, 0o775);
+  refused(t, dir, [`${home}: is writable by group or other (mode 0775); make it 0755 or stricter`]);
+  chmodSync(home, 0o1777);
+  t.strictSame(errors(dir), [], 'a sticky directory above is fine, as /tmp is');
+});
+
+t.test('a symlink on the way to the directory', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  const link = `${base}/link${n++}`;
+  symlinkSync(dir, link);
+  refused(t, link, [`${link}: is a symbolic link; name the real directory (${dir})`]);
+  refused(t, `${link}/.`, [`${link}: is a symbolic link; name the real directory (${dir})`]);
+});
+
+t.test('missing directory', async (t) => {
+  refused(t, `${base}/nope`, [`${base}/nope: does not exist; create it (owned by root, mode 0755) or name another directory`]);
+});
+
+t.test('not a directory', async (t) => {
+  const dir = rulesDir({ 'ping.conf': PING });
+  refused(t, `${dir}/ping.conf`, [`${dir}/ping.conf: is not a directory`]);
+});
+
+t.test('two files for the same program', async (t) => {
+  const dir = rulesDir({ 'a.conf': PING, 'b.conf': '; again\n' + rule('/usr/bin/ping') });
+  const { rules, errors } = loadRules(dir);
+  t.strictSame(errors.map(String), [
+    `${dir}/b.conf:2: [program]: path /usr/bin/ping already has a rule in ${dir}/a.conf:14; keep one rule per program`,
+  ]);
+  t.strictSame(rules.files, [`${dir}/a.conf`]);
+});
+
+t.test('a file too large or not UTF-8', async (t) => {
+  const dir = rulesDir({ 'big.conf': '; x\n'.repeat(300_000) });
+  writeFileSync(`${dir}/bin.conf`, Buffer.from([0x5b, 0xff, 0xfe, 0x5d]));
+  chmodSync(`${dir}/bin.conf`, 0o600);
+  refused(t, dir, [
+    `${dir}/big.conf: is larger than 1 MiB; a rule file is a few lines`,
+    `${dir}/bin.conf: is not valid UTF-8 text`,
+  ]);
+});
