@@ -28,11 +28,17 @@ id "$demo_user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$dem
 
 step "start the broker (stx-elevated), audit log in $audit"
 install -d -m 0750 /var/log/stx-elevate
-if [ -S /run/stx-elevate/broker.sock ] && pkill -f '/bin/stx-elevated' ; then sleep 0.5; fi
+install -d -m 0755 /run/stx-elevate
+pidfile=/run/stx-elevate/stx-elevated.pid
+if [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null; then
+  for _ in $(seq 50); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
+fi
+rm -f /run/stx-elevate/broker.sock
 nohup stx-elevated --audit "$audit" >/var/log/stx-elevate/broker.log 2>&1 &
-for _ in $(seq 50); do [ -S /run/stx-elevate/broker.sock ] && break; sleep 0.1; done
+echo $! > "$pidfile"
+for _ in $(seq 100); do [ -S /run/stx-elevate/broker.sock ] && break; sleep 0.1; done
 [ -S /run/stx-elevate/broker.sock ] || { cat /var/log/stx-elevate/broker.log; exit 1; }
-echo "broker pid $(pgrep -f '/bin/stx-elevated' | head -1); stop it with: pkill -f bin/stx-elevated"
+echo "broker pid $(cat "$pidfile"); stop it with: kill \$(cat $pidfile)"
 
 # Where systemd opens ICMP datagram sockets to everyone, ping needs no
 # privilege and the broker would have nothing to grant: close them for the
@@ -43,9 +49,11 @@ echo "1 0" > /proc/sys/net/ipv4/ping_group_range
 
 step "as $demo_user: stx-elevate ping -c3 127.0.0.1"
 setpriv --reuid="$demo_user" --regid="$demo_user" --init-groups -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp stx-elevate ping -c3 127.0.0.1
-step "as $demo_user, the same ping without the broker (ping has no privilege under no_new_privs... nor here):"
-cp /usr/bin/ping /tmp/ping-without-caps && setpriv --reuid="$demo_user" --regid="$demo_user" --init-groups -- /tmp/ping-without-caps -c1 127.0.0.1 || true
-rm -f /tmp/ping-without-caps
+step "for comparison, as $demo_user: a copy of ping without its file capability, run directly"
+nocap=$(mktemp -d)
+cp /usr/bin/ping "$nocap/ping" && chmod 755 "$nocap"
+setpriv --reuid="$demo_user" --regid="$demo_user" --init-groups -- "$nocap/ping" -c1 127.0.0.1 || true
+rm -rf "$nocap"
 
 step "audit records ($audit)"
 tail -n 5 "$audit"
