@@ -29,6 +29,7 @@
  *   (other)     -                                                ALLOW, never leaves the kernel
  */
 import type { ProgramRule, SocketRule } from '../rules/model.js';
+import { socketProtocolArg } from '../rules/match.js';
 import {
   type ArgCmp,
   type ScmpFilterCtx,
@@ -113,7 +114,8 @@ export function filterTable(program: ProgramRule): FilterRow[] {
 function socketRow(rule: SocketRule): FilterRow {
   checkIntArg(rule, 'domain', rule.domain);
   checkIntArg(rule, 'type', rule.type);
-  checkIntArg(rule, 'protocol', rule.protocol);
+  const protocol = socketProtocolArg(rule); // packet sockets take the ethertype in network order
+  checkIntArg(rule, 'protocol', protocol);
   if (rule.type & SOCK_FLAGS_MASK) {
     throw new Error(`${where(rule)}: type ${rule.type} carries SOCK_NONBLOCK/SOCK_CLOEXEC bits; the filter lets the program choose those`);
   }
@@ -123,7 +125,7 @@ function socketRow(rule: SocketRule): FilterRow {
     args: [
       { arg: 0, mask: U64, value: BigInt(rule.domain), text: `domain == ${rule.domain}` },
       { arg: 1, mask: typeMask, value: BigInt(rule.type), text: `(type & ~(SOCK_NONBLOCK|SOCK_CLOEXEC)) == ${rule.type}` },
-      { arg: 2, mask: U64, value: BigInt(rule.protocol), text: `protocol == ${rule.protocol}` },
+      { arg: 2, mask: U64, value: BigInt(protocol), text: `protocol == ${protocol}` },
     ],
     why: `[${rule.at.section}] ${rule.name}: the broker creates this socket as root`,
   };
