@@ -33,7 +33,7 @@ async function rawClient(socket: string, kase: string): Promise<RawResult> {
   return jsonLine<RawResult>(r.stdout, 'replies')
 }
 
-t.test('control: the raw client speaks the protocol (a valid run is started and exits 0)', async t => {
+t.test('the raw client speaks the protocol: a valid run is started and exits 0', async t => {
   const b = await broker()
   const r = await rawClient(b.socket, 'valid')
   t.equal(r.error, null)

@@ -39,6 +39,12 @@ t.test('a program exit status passes through: stx-probe exit 7 gives 7', async t
   t.match(exit, { uid: user.uid, user: user.name, signal: null, status: 7 })
 })
 
+t.test('the client finds the broker through $STX_ELEVATE_SOCKET without --socket', async t => {
+  const b = await broker()
+  const r = await runAs(user, [tree.client, fx.probe, 'exit', '5'], { env: { STX_ELEVATE_SOCKET: b.socket } })
+  t.equal(r.code, 5, `stderr: ${r.stderr}`)
+})
+
 t.test('a failing ping status passes through: ping -c1 -p zz gives 2', async t => {
   const b = await broker()
   const r = await runAs(user, e.client(b.socket, fx.ping, '-c1', '-p', 'zz', '127.0.0.1'))
