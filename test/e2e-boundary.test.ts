@@ -65,7 +65,13 @@ t.test('IP_HDRINCL on the brokered raw socket is refused, with a refuse record',
 
 // --- context -------------------------------------------------------------
 
-const LEAKY = { PYTHONPATH: '/nonexistent/python', LD_LIBRARY_PATH: '/nonexistent/lib', FOO_UNKNOWN: 'leaked' }
+// variables interpreters and the loader honour (even under AT_SECURE for
+// the interpreters), and one no allow-list can know; NODE_OPTIONS is also
+// read by the client itself, so only a harmless option
+const LEAKY = {
+  PYTHONPATH: '/nonexistent/python', LD_LIBRARY_PATH: '/nonexistent/lib', FOO_UNKNOWN: 'leaked',
+  PERL5LIB: '/nonexistent/perl', NODE_OPTIONS: '--no-deprecation',
+}
 const CWD = '/usr/share'
 // personality flags a setuid exec clears (PER_CLEAR_ON_SETID)
 const READ_IMPLIES_EXEC = 0x0400000
