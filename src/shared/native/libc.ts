@@ -95,7 +95,6 @@ const f = {
   memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
   getpwuid_r: libc.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t len, void *result)'),
   getgrnam_r: libc.func('int getgrnam_r(const char *name, void *grp, void *buf, size_t len, void *result)'),
-  getpwnam_r: libc.func('int getpwnam_r(const char *name, void *pwd, void *buf, size_t len, void *result)'),
 };
 
 const NR = {
@@ -433,7 +432,8 @@ export function memfdWith(name: string, data: Buffer): number {
 
 export interface Passwd { name: string; uid: number; gid: number; dir: string; shell: string }
 
-const PW_BUF = 16384;
+/** Room for an entry's strings (a group's member list can be long). */
+const NSS_BUF = 256 * 1024;
 
 function decodePasswd(off: number): Passwd {
   // struct passwd: char *pw_name, *pw_passwd; uid_t pw_uid; gid_t pw_gid; char *pw_gecos, *pw_dir, *pw_shell
@@ -447,27 +447,26 @@ function decodePasswd(off: number): Passwd {
   };
 }
 
-export function getpwuid(uid: number): Passwd | undefined {
-  const pwd = A.io, buf = A.io + 64, result = A.small;
+/**
+ * One reentrant NSS lookup (getpwuid_r, getgrnam_r...) with its struct and
+ * string buffer in the arena: the struct's offset, or undefined if there is
+ * no such entry.
+ */
+function nssLookup(call: string, lookup: (entry: bigint, buf: bigint, len: number, result: bigint) => number): number | undefined {
+  const entry = A.io, buf = A.io + 64, result = A.small;
   arena.writeBigUInt64LE(0n, result);
-  const rc = f.getpwuid_r(uid, ptr(pwd), ptr(buf), PW_BUF, ptr(result));
-  if (rc !== 0) throw new SysError(`getpwuid_r(${uid})`, rc);
-  return arena.readBigUInt64LE(result) === 0n ? undefined : decodePasswd(pwd);
+  const rc = lookup(ptr(entry), ptr(buf), NSS_BUF, ptr(result));
+  if (rc !== 0 && rc !== osConstants.errno.ENOENT) throw new SysError(call, rc);
+  return arena.readBigUInt64LE(result) === 0n ? undefined : entry;
 }
 
-export function getpwnam(name: string): Passwd | undefined {
-  const pwd = A.io, buf = A.io + 64, result = A.small;
-  arena.writeBigUInt64LE(0n, result);
-  const rc = f.getpwnam_r(name, ptr(pwd), ptr(buf), PW_BUF, ptr(result));
-  if (rc !== 0) throw new SysError(`getpwnam_r(${name})`, rc);
-  return arena.readBigUInt64LE(result) === 0n ? undefined : decodePasswd(pwd);
+export function getpwuid(uid: number): Passwd | undefined {
+  const at = nssLookup(`getpwuid_r(${uid})`, (e, b, n, r) => f.getpwuid_r(uid, e, b, n, r));
+  return at === undefined ? undefined : decodePasswd(at);
 }
 
 export function getgrnamGid(name: string): number | undefined {
-  const grp = A.io, buf = A.io + 64, result = A.small;
-  arena.writeBigUInt64LE(0n, result);
-  const rc = f.getgrnam_r(name, ptr(grp), ptr(buf), 256 * 1024, ptr(result));
-  if (rc !== 0 && rc !== osConstants.errno.ENOENT) throw new SysError(`getgrnam_r(${name})`, rc);
+  const at = nssLookup(`getgrnam_r(${name})`, (e, b, n, r) => f.getgrnam_r(name, e, b, n, r));
   // struct group: char *gr_name, *gr_passwd; gid_t gr_gid; ...
-  return arena.readBigUInt64LE(result) === 0n ? undefined : arena.readUInt32LE(grp + 16);
+  return at === undefined ? undefined : arena.readUInt32LE(at + 16);
 }
