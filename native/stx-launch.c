@@ -6,7 +6,7 @@
  *
  *   stx-launch --uid N --gid N --exec-gid N --groups G1,G2,... --umask OCTAL
  *              [--rlimit NAME=SOFT:HARD]... [--env NAME=VALUE]...
- *              --control-fd N --cwd-fd N --exec-fd N --filter-fd N
+ *              --control-fd N --cwd-fd N --exec-fd N --filter-fd N --netns-fd N
  *              -- ARGV0 [ARG...]
  *
  * Every option takes one value and comes once, except --rlimit (once per
@@ -50,6 +50,7 @@
 #include <grp.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,10 +92,10 @@ static const struct { const char *name; int resource; } rlimits[] = {
 #define N_RLIMITS (sizeof rlimits / sizeof rlimits[0])
 
 enum { O_UID, O_GID, O_EXEC_GID, O_GROUPS, O_UMASK, O_RLIMIT, O_ENV,
-       O_CONTROL_FD, O_CWD_FD, O_EXEC_FD, O_FILTER_FD, N_OPTIONS };
+       O_CONTROL_FD, O_CWD_FD, O_EXEC_FD, O_FILTER_FD, O_NETNS_FD, N_OPTIONS };
 static const char *const option_names[N_OPTIONS] = {
   "--uid", "--gid", "--exec-gid", "--groups", "--umask", "--rlimit", "--env",
-  "--control-fd", "--cwd-fd", "--exec-fd", "--filter-fd",
+  "--control-fd", "--cwd-fd", "--exec-fd", "--filter-fd", "--netns-fd",
 };
 
 struct plan {
@@ -105,7 +106,7 @@ struct plan {
   mode_t umask;
   size_t n_rlimits;
   struct { int index; const char *text; struct rlimit value; } rlimits[N_RLIMITS];
-  int control_fd, cwd_fd, exec_fd, filter_fd;
+  int control_fd, cwd_fd, exec_fd, filter_fd, netns_fd;
   char **argv;  /* points into our own argv, NULL-terminated */
   char **envp;  /* NULL-terminated */
 };
@@ -320,6 +321,7 @@ static void parse(int argc, char **argv)
     case O_CWD_FD: plan.cwd_fd = fd_option(o, val); break;
     case O_EXEC_FD: plan.exec_fd = fd_option(o, val); break;
     case O_FILTER_FD: plan.filter_fd = fd_option(o, val); break;
+    case O_NETNS_FD: plan.netns_fd = fd_option(o, val); break;
     }
   }
   for (int o = 0; o < N_OPTIONS; o++)
@@ -344,9 +346,10 @@ static void parse(int argc, char **argv)
     fail(1, "--exec-gid: must not be 0 (the exec group must own nothing)");
   if (plan.exec_gid == plan.gid)
     fail(1, "--exec-gid: must differ from --gid (the exec must cross a gid change)");
-  int fds[] = { plan.control_fd, plan.cwd_fd, plan.exec_fd, plan.filter_fd };
-  for (int a = 0; a < 4; a++)
-    for (int b = a + 1; b < 4; b++)
+  int fds[] = { plan.control_fd, plan.cwd_fd, plan.exec_fd, plan.filter_fd, plan.netns_fd };
+  int n_fds = sizeof fds / sizeof fds[0];
+  for (int a = 0; a < n_fds; a++)
+    for (int b = a + 1; b < n_fds; b++)
       if (fds[a] == fds[b])
         fail(1, "%s: same fd as %s: %d", option_names[O_CONTROL_FD + b],
              option_names[O_CONTROL_FD + a], fds[a]);
@@ -426,6 +429,12 @@ int main(int argc, char **argv)
    * a session of our own already (spawn's detached: true) is what we want. */
   if (setsid() < 0 && !(errno == EPERM && getsid(0) == getpid()))
     die(3, "setsid");
+  /* Root (setns needs CAP_SYS_ADMIN). The client's network namespace, not
+   * the broker's: whatever confines the client's network confines the
+   * program. Only the network namespace: a mount or user namespace the user
+   * made would hand the user our libraries and our ids. */
+  if (setns(plan.netns_fd, CLONE_NEWNET) < 0)
+    die(3, "setns(%d, CLONE_NEWNET)", plan.netns_fd);
 
   /* 4. Root, so the client's limits apply exactly, even a hard limit above
    * the broker's own, given CAP_SYS_RESOURCE (without it, in a container or

@@ -70,6 +70,7 @@ int main(int argc, char **argv) {
   close(pfd[1]);
   int exec_fd = open(argv[2], O_RDONLY | O_CLOEXEC), cwd_fd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int stray = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+  int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
   if (exec_fd < 0 || cwd_fd < 0 || stray < 0) { perror("open"); return 2; }
   fflush(stdout);
   pid_t pid = fork();
@@ -77,7 +78,7 @@ int main(int argc, char **argv) {
     sigset_t set; sigemptyset(&set); sigaddset(&set, SIGUSR1);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    dup2(sv[1], 10); dup2(cwd_fd, 11); dup2(exec_fd, 12); dup2(stray, 20);
+    dup2(sv[1], 10); dup2(cwd_fd, 11); dup2(exec_fd, 12); dup2(netns, 14); dup2(stray, 20);
     if (strcmp(argv[1], "none")) dup2(pfd[0], 13);
     char *envp[] = { NULL };
     execve(argv[4], argv + 4, envp);
@@ -135,7 +136,7 @@ fail() { echo "FAIL $1"; FAILS=$((FAILS + 1)); sed 's/^/    | /' "$T/out" "$T/er
 check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
 has() { grep -qF -- "$1" "$T/out"; }
 
-FDS=(--control-fd 10 --cwd-fd 11 --exec-fd 12 --filter-fd 13)
+FDS=(--control-fd 10 --cwd-fd 11 --exec-fd 12 --filter-fd 13 --netns-fd 14)
 CREDS=(--uid $NOBODY --gid $NOGROUP --exec-gid "$EXEC_GID" --groups "$NOGROUP,100" --umask 027)
 # run FILTER EXEC CWD LAUNCHER-ARGS...: output in $T/out, stderr in $T/err
 run() { timeout 20 "$T/helper" "$1" "$2" "$3" "$LAUNCH" "${@:4}" > "$T/out" 2> "$T/err"; }
@@ -239,15 +240,15 @@ bad "umask not octal" '--umask: not a number: "0800"' --umask 0800 "${NOUID[@]/-
 bad "groups with an empty item" '--groups: not a list of numbers: "1,,2"' --groups 1,,2 "${CREDS[@]:0:6}" --umask 022 "${FDS[@]}" -- id
 bad "env twice" "--env: A given twice" "${CREDS[@]}" --env A=1 --env B=2 --env A=3 "${FDS[@]}" -- id
 bad "env without name" '--env: expected NAME=VALUE: "=x"' "${CREDS[@]}" --env =x "${FDS[@]}" -- id
-bad "fd is stdio" "--exec-fd: must be 3 or more" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 1 --filter-fd 13 -- id
-bad "fd not open" "--exec-fd 14: not open: Bad file descriptor" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 14 --filter-fd 13 -- id
-bad "same fd twice" "--filter-fd: same fd as --cwd-fd: 11" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 12 --filter-fd 11 -- id
+bad "fd is stdio" "--exec-fd: must be 3 or more" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 1 --filter-fd 13 --netns-fd 14 -- id
+bad "fd not open" "--exec-fd 15: not open: Bad file descriptor" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 15 --filter-fd 13 --netns-fd 14 -- id
+bad "same fd twice" "--filter-fd: same fd as --cwd-fd: 11" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 12 --filter-fd 11 --netns-fd 14 -- id
 
 # --- no usable control socket: the same report on stderr
-run allow /usr/bin/id /tmp "${CREDS[@]}" --cwd-fd 11 --exec-fd 12 --filter-fd 13 -- id
+run allow /usr/bin/id /tmp "${CREDS[@]}" --cwd-fd 11 --exec-fd 12 --filter-fd 13 --netns-fd 14 -- id
 check "missing --control-fd: message on stderr, exit 127" \
   'grep -qx "stx-launch: error 1: --control-fd: missing" "$T/err" && has "helper: exit: 127" && ! has datagram'
-run allow /usr/bin/id /tmp "${CREDS[@]}" --control-fd 11 --cwd-fd 10 --exec-fd 12 --filter-fd 13 -- id
+run allow /usr/bin/id /tmp "${CREDS[@]}" --control-fd 11 --cwd-fd 10 --exec-fd 12 --filter-fd 13 --netns-fd 14 -- id
 check "--control-fd not a socket: message on stderr, exit 127" \
   'grep -q "^stx-launch: error 1: --control-fd: 11 is not an AF_UNIX SOCK_SEQPACKET socket$" "$T/err" && has "helper: exit: 127"'
 

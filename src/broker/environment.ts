@@ -16,10 +16,13 @@ const KEPT = new Set(['TERM', 'COLORTERM', 'LANG', 'LANGUAGE', 'TZ', 'COLUMNS', 
 const KEPT_PREFIX = 'LC_';
 const MAX_VALUE = 1024;
 
+/** A zone name such as Europe/Paris or UTC: never a file (":/path", "/path", ".."). */
+const TZ_NAME = /^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/;
+
 /** Values are names, never paths or format strings (sudo's env_check). */
 function safeValue(name: string, value: string): boolean {
   if (value.length > MAX_VALUE || value.includes('%')) return false;
-  if (name === 'TZ') return !value.startsWith('/') && !value.includes('..');
+  if (name === 'TZ') return TZ_NAME.test(value);
   return !value.includes('/');
 }
 

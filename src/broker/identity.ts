@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import {
-  POLLIN, closeQuietly, getpwuid, peerCred, peerGroups, peerPidfd, pollNow, prlimitGet, type Passwd, type Rlimit,
+  AT_FDCWD, O_RDONLY, POLLIN, closeQuietly, getpwuid, openat, peerCred, peerGroups, peerPidfd, pollNow, prlimitGet, type Passwd, type Rlimit,
 } from '../shared/native/libc.js';
 
 export interface ClientIdentity {
@@ -25,6 +25,8 @@ export interface ClientIdentity {
 export interface ClientContext {
   umask: number;
   rlimits: Map<string, Rlimit>;
+  /** The client's network namespace (an nsfs fd, close-on-exec); the caller closes it. */
+  netnsFd: number;
 }
 
 export class IdentityError extends Error {}
@@ -101,8 +103,12 @@ export function clientContext(identity: ClientIdentity): ClientContext {
   const rlimits = new Map<string, Rlimit>();
   const client = readLimits(identity.pid);
   RLIMITS.forEach(([name], resource) => rlimits.set(name, atMostOurs(client.get(name)!, resource)));
+  const netnsFd = openat(AT_FDCWD, `/proc/${identity.pid}/ns/net`, O_RDONLY);
   // The pid was the client's before the reads; still alive now means it
   // still is (a pid is not reused while its process has not been reaped).
-  if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} exited while it was being read`);
-  return { umask: parseInt(umask[1], 8), rlimits };
+  if (!alive(identity)) {
+    closeQuietly(netnsFd);
+    throw new IdentityError(`client pid ${identity.pid} exited while it was being read`);
+  }
+  return { umask: parseInt(umask[1], 8), rlimits, netnsFd };
 }

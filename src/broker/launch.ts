@@ -4,7 +4,7 @@
  * MUST: give the launcher an empty environment (it runs as root until it
  * drops privileges; the program's environment travels as --env), put the
  * client's stdio at 0-2 and nothing else of the broker's in the child but
- * the four numbered fds, and treat the launcher's control socket as the
+ * the numbered fds of CHILD_FD, and treat the launcher's control socket as the
  * only way the listener fd comes back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -25,6 +25,7 @@ export interface LaunchPlan {
   argv: string[];
   stdio: [number, number, number];
   cwdFd: number;
+  netnsFd: number;          // the client's network namespace
   binaryFd: number;
   filter: Buffer;           // BPF program bytes
 }
@@ -34,7 +35,7 @@ export interface Launched {
   control: number;          // broker's end of the control socket (cloexec)
 }
 
-const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6 } as const;
+const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6, netns: 7 } as const;
 const UNLIMITED = 0xffffffffffffffffn;
 
 const limit = (n: bigint): string => (n === UNLIMITED ? 'unlimited' : n.toString());
@@ -54,6 +55,7 @@ export function launcherArgs(plan: LaunchPlan): string[] {
     '--cwd-fd', String(CHILD_FD.cwd),
     '--exec-fd', String(CHILD_FD.exec),
     '--filter-fd', String(CHILD_FD.filter),
+    '--netns-fd', String(CHILD_FD.netns),
     '--', ...plan.argv,
   );
   return args;
@@ -68,7 +70,7 @@ export function startLauncher(plan: LaunchPlan): Launched {
     // spawn() dup2()s each number to its index, which clears close-on-exec
     // on exactly these copies and no others.
     const child = spawn(LAUNCHER, launcherArgs(plan), {
-      stdio: [...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd],
+      stdio: [...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd],
       env: {},
       argv0: 'stx-launch',
       windowsHide: true,

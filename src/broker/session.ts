@@ -5,7 +5,8 @@
  *  - accept a message only in the phase its row of REQUESTS allows, with
  *    exactly the fds it allows; anything else ends this client only, with a
  *    client-rejected record (the broker never crashes on input);
- *  - close every fd it receives that it does not keep;
+ *  - close every fd it receives that it does not keep, on the thread pool
+ *    (a user's lingering socket must not stall the loop);
  *  - decide with the kernel's identity of the client, the loaded rules and
  *    the binary it opened itself, never with the client's words;
  *  - tie the program to the session: when the client goes away the program
@@ -16,11 +17,11 @@ import { fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import {
-  MSG_NOSIGNAL, SysError, closeQuietly, getgrnamGid, pidfdOpen, pidfdSendSignal, recvmsg, sendmsg,
+  MSG_NOSIGNAL, SysError, closeOffLoop, closeQuietly, getgrnamGid, pidfdOpen, pidfdSendSignal, recvmsg, sendmsg,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
-  MAX_MESSAGE, ProtocolError, RUN_FDS, decodeClientMessage, encode,
+  MAX_MESSAGE, ProtocolError, decodeClientMessage, encode,
   type BrokerMessage, type RunRequest, type SignalRequest,
 } from '../shared/protocol.js';
 import type { Audit, AuditEvent } from './audit.js';
@@ -45,6 +46,7 @@ export interface BrokerContext {
 }
 
 const HANGUP_GRACE_MS = 2000;
+const SCM_MAX_FD = 253;
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
@@ -86,7 +88,10 @@ export class Session {
     if (this.clientGone) return;
     let got;
     try {
-      got = recvmsg(this.conn.fd, MAX_MESSAGE + 1, RUN_FDS + 1);
+      // Room for every fd a datagram can carry (SCM_MAX_FD): fds the kernel
+      // drops for lack of room are closed in this thread, and a lingering
+      // socket would stall the loop there.
+      got = recvmsg(this.conn.fd, MAX_MESSAGE + 1, SCM_MAX_FD);
     } catch (e) {
       return this.onClientGone(`receive failed: ${(e as Error).message}`);
     }
@@ -100,9 +105,9 @@ export class Session {
       if (!row.phases.includes(this.phase)) throw new ProtocolError(`${message.type} is not allowed now (${this.phase})`);
       if (got.fds.length !== row.fds) throw new ProtocolError(`${message.type} takes ${row.fds} fds, got ${got.fds.length}`);
       const kept = row.handle(this, message, got.fds);
-      if (!kept) got.fds.forEach(closeQuietly);
+      if (!kept) got.fds.forEach(closeOffLoop);
     } catch (e) {
-      got.fds.forEach(closeQuietly);
+      got.fds.forEach(closeOffLoop);
       if (!(e instanceof ProtocolError)) this.ctx.log(`session ${this.id}: ${(e as Error).stack}`);
       this.reject(e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`);
     }
@@ -127,7 +132,8 @@ export class Session {
   private onClientGone(reason: string): void {
     if (this.clientGone) return;
     this.clientGone = true;
-    this.conn.close();
+    // Off the loop: fds still queued on the connection are released by its close.
+    this.conn.close(true);
     if (this.programPidfd >= 0) {
       this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.child?.pid}`);
       this.signalProgram(osConstants.signals.SIGHUP);
@@ -149,9 +155,10 @@ export class Session {
     }
     this.rule = rule;
     if ((fstatSync(cwd).mode & S_IFMT) !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
-    let binaryFd = -1;
+    let binaryFd = -1, netnsFd = -1;
     try {
       const context = clientContext(this.client);
+      netnsFd = context.netnsFd;
       const binary = openVerifiedBinary(rule.path);
       binaryFd = binary.fd;
       this.binary = { dev: binary.dev, ino: binary.ino };
@@ -159,7 +166,7 @@ export class Session {
         uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
         env: programEnvironment(req.env, user), argv: req.argv,
-        stdio: [stdin, stdout, stderr], cwdFd: cwd, binaryFd, filter: buildFilter(rule),
+        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule),
       });
       this.started(launched.child, launched.control, req);
     } catch (e) {
@@ -169,15 +176,16 @@ export class Session {
       throw e;
     } finally {
       closeQuietly(binaryFd);
+      closeQuietly(netnsFd);
     }
-    fds.forEach(closeQuietly);
+    fds.forEach(closeOffLoop);
     return true;
   }
 
   private refuseRun(path: string, reason: string, fds: number[]): boolean {
     this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined });
     this.send({ v: 1, type: 'refused', reason });
-    fds.forEach(closeQuietly);
+    fds.forEach(closeOffLoop);
     this.onClientGone('refused');
     return true;
   }
@@ -201,16 +209,22 @@ export class Session {
   private started(child: ChildProcess, control: number, req: RunRequest): void {
     this.phase = 'launching';
     this.argv = req.argv;
-    this.child = child;
+    child.on('error', (e) => this.ctx.log(`session ${this.id}: launcher: ${e.message}`));
     if (child.pid === undefined) {
       closeQuietly(control);
       throw new Error('the launcher did not start');
     }
-    // Not yet reaped (exit is handled on a later tick), so this pid is ours.
-    this.programPidfd = pidfdOpen(child.pid);
-    this.control = new FdWatch(control, READABLE, () => this.onControl());
+    this.child = child;
     child.on('exit', (code, signal) => this.onExit(code, signal, req));
-    child.on('error', (e) => this.ctx.log(`session ${this.id}: launcher: ${e.message}`));
+    this.control = new FdWatch(control, READABLE, () => this.onControl());
+    try {
+      // Not yet reaped (exit is handled on a later tick), so this pid is ours.
+      this.programPidfd = pidfdOpen(child.pid);
+    } catch (e) {
+      // Nobody could answer its exec or signal it: end it; onExit cleans up.
+      child.kill('SIGKILL');
+      throw e;
+    }
   }
 
   /** The launcher's datagrams: the listener fd, or why it failed; end of file once it exec'd. */
@@ -236,11 +250,22 @@ export class Session {
       const text = got.data.toString('utf8');
       if (text === 'listener' && got.fds.length === 1 && !this.listenerReceived) {
         this.listenerReceived = true;
-        this.supervisor = new Supervisor(got.fds[0], this.supervisedView(), () => this.closeSupervisor());
+        this.supervise(got.fds[0]);
       } else {
         got.fds.forEach(closeQuietly);
         this.launchError = text.startsWith('error ') ? text.slice(6) : `unexpected launcher message ${JSON.stringify(text.slice(0, 80))}`;
       }
+    }
+  }
+
+  private supervise(listener: number): void {
+    try {
+      this.supervisor = new Supervisor(listener, this.supervisedView(), () => this.closeSupervisor());
+    } catch (e) {
+      closeQuietly(listener);
+      // The launcher waits in its trapped exec for an answer nobody can give.
+      this.launchError = `cannot supervise the program: ${(e as Error).message}`;
+      this.signalProgram(osConstants.signals.SIGKILL);
     }
   }
 
@@ -284,7 +309,7 @@ export class Session {
       this.send({ v: 1, type: 'exit', code, signal });
     }
     this.phase = 'ended';
-    if (!this.clientGone) this.conn.close();
+    if (!this.clientGone) this.conn.close(true);
     this.clientGone = true;
     this.maybeEnd();
   }

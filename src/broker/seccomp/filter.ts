@@ -9,7 +9,7 @@
  *   arguments, and nothing else is: calls no rule names run untouched;
  * - a socket call the table does not match exactly is not trapped, and so
  *   runs with the user's own credentials (fail-safe);
- * - calls that widen a grant (exec, IP_HDRINCL/IPV6_HDRINCL) are trapped
+ * - calls that widen a grant (exec, WIDENING_OPTIONS) are trapped
  *   whatever the upper 32 bits of their int arguments hold, since for them
  *   an untrapped call would be the unsafe outcome;
  * - a rule the filter cannot express exactly is an error, never a looser trap.
@@ -24,8 +24,13 @@
  *               a2 == protocol                                   the broker creates it
  *   execve      -                                                exec is a boundary: only
  *   execveat    -                                                the launcher's one exec
- *   setsockopt  (int)a1 == SOL_IP,   (int)a2 == IP_HDRINCL       forging headers on a
- *   setsockopt  (int)a1 == SOL_IPV6, (int)a2 == IPV6_HDRINCL     brokered raw socket
+ *   setsockopt  (int)a1 == SOL_IP,   (int)a2 == IP_HDRINCL       options that widen a
+ *   setsockopt  (int)a1 == SOL_IPV6, (int)a2 == IPV6_HDRINCL     brokered raw socket into
+ *   setsockopt  (int)a1 == SOL_RAW,  (int)a2 == IPV6_HDRINCL     a packet forger: the
+ *   setsockopt  (int)a1 == SOL_IP,   (int)a2 == IP_FREEBIND      broker decides (WIDENING)
+ *   setsockopt  (int)a1 == SOL_IPV6, (int)a2 == IPV6_FREEBIND
+ *   io_uring_*  -                                                ERRNO(EPERM): a ring runs
+ *                                                                setsockopt past seccomp
  *   (other)     -                                                ALLOW, never leaves the kernel
  */
 import type { ProgramRule, SocketRule } from '../rules/model.js';
@@ -34,6 +39,7 @@ import {
   type ArgCmp,
   type ScmpFilterCtx,
   SCMP_ACT_ALLOW,
+  SCMP_ACT_ERRNO,
   SCMP_ACT_KILL_PROCESS,
   SCMP_ACT_NOTIFY,
   SCMP_ARCH_X32,
@@ -62,8 +68,25 @@ export const SOCK_TYPE_MASK = 0xf;
 
 export const SOL_IP = 0;
 export const IP_HDRINCL = 3;
+export const IP_FREEBIND = 15;
 export const SOL_IPV6 = 41;
 export const IPV6_HDRINCL = 36;
+export const IPV6_FREEBIND = 78;
+export const SOL_RAW = 255;
+
+/**
+ * Options that need no privilege but turn a brokered raw socket into a
+ * packet forger: header-included packets, and (with IPV6_PKTINFO) any IPv6
+ * source address through freebind. The kernel's raw IPv6 code takes
+ * IPV6_HDRINCL at level SOL_RAW as well as SOL_IPV6.
+ */
+export const WIDENING_OPTIONS: readonly { level: number; name: number; text: string }[] = [
+  { level: SOL_IP, name: IP_HDRINCL, text: 'IP_HDRINCL' },
+  { level: SOL_IPV6, name: IPV6_HDRINCL, text: 'IPV6_HDRINCL' },
+  { level: SOL_RAW, name: IPV6_HDRINCL, text: 'IPV6_HDRINCL' },
+  { level: SOL_IP, name: IP_FREEBIND, text: 'IP_FREEBIND' },
+  { level: SOL_IPV6, name: IPV6_FREEBIND, text: 'IPV6_FREEBIND' },
+];
 
 /** x32 system calls are native numbers with this bit set. */
 export const X32_SYSCALL_BIT = 0x40000000;
@@ -82,12 +105,16 @@ export interface ArgCheck {
   text: string;
 }
 
-/** One row: NOTIFY on `syscall` when every check holds. */
+/** One row: NOTIFY on `syscall` when every check holds (or fail it with `errno`). */
 export interface FilterRow {
   syscall: string;
   args: ArgCheck[];
   why: string;
+  /** Answered by the kernel with this errno, never reaching the broker. */
+  errno?: number;
 }
+
+const EPERM = 1;
 
 /** The whole table for one program, in the order rules are added. */
 export function filterTable(program: ProgramRule): FilterRow[] {
@@ -143,19 +170,21 @@ function socketRow(rule: SocketRule): FilterRow {
 function alwaysTrapped(): FilterRow[] {
   const int = (arg: number, name: string, v: number): ArgCheck =>
     ({ arg, mask: U32, value: BigInt(v), text: `(int)${name} == ${v}` });
+  const ring = (syscall: string): FilterRow => ({
+    syscall, args: [], errno: EPERM,
+    why: 'an io_uring runs setsockopt (and more) without passing through seccomp',
+  });
   return [
     { syscall: 'execve', args: [], why: 'exec is a boundary: only the launcher\'s one exec is let through' },
     { syscall: 'execveat', args: [], why: 'exec is a boundary: only the launcher\'s one exec is let through' },
-    {
+    ...WIDENING_OPTIONS.map((o) => ({
       syscall: 'setsockopt',
-      args: [int(1, 'level', SOL_IP), int(2, 'optname', IP_HDRINCL)],
-      why: 'IP_HDRINCL turns a brokered raw socket into a packet forger: the broker decides',
-    },
-    {
-      syscall: 'setsockopt',
-      args: [int(1, 'level', SOL_IPV6), int(2, 'optname', IPV6_HDRINCL)],
-      why: 'IPV6_HDRINCL turns a brokered raw socket into a packet forger: the broker decides',
-    },
+      args: [int(1, 'level', o.level), int(2, 'optname', o.name)],
+      why: `${o.text} widens a brokered raw socket into a packet forger: the broker decides`,
+    })),
+    ring('io_uring_setup'),
+    ring('io_uring_enter'),
+    ring('io_uring_register'),
   ];
 }
 
@@ -208,7 +237,8 @@ function assertOnlyX86_64(ctx: ScmpFilterCtx): void {
 
 function addRow(ctx: ScmpFilterCtx, row: FilterRow): void {
   const cmps = row.args.map(toArgCmp);
-  seccompRuleAdd(ctx, SCMP_ACT_NOTIFY, seccompSyscallResolveName(row.syscall), cmps, row.syscall);
+  const action = row.errno === undefined ? SCMP_ACT_NOTIFY : SCMP_ACT_ERRNO(row.errno);
+  seccompRuleAdd(ctx, action, seccompSyscallResolveName(row.syscall), cmps, row.syscall);
 }
 
 /** Whole-register checks are EQ; low-32-bit checks are MASKED_EQ. */
@@ -235,6 +265,6 @@ export function describeFilter(program: ProgramRule): string[] {
   return [
     'default: ALLOW (calls no rule names never leave the kernel)',
     'arch != x86_64 (i386 int 0x80, x32 nr|0x40000000): KILL_PROCESS',
-    ...filterTable(program).map((r) => `${r.syscall}(${r.args.map((a) => a.text).join(', ')}) -> NOTIFY: ${r.why}`),
+    ...filterTable(program).map((r) => `${r.syscall}(${r.args.map((a) => a.text).join(', ')}) -> ${r.errno === undefined ? 'NOTIFY' : `ERRNO(${r.errno})`}: ${r.why}`),
   ];
 }

@@ -12,14 +12,21 @@
  *    accident;
  *  - use SECCOMP_USER_NOTIF_FLAG_CONTINUE only for the launcher's exec of
  *    the verified fd, never as the outcome of a decision that rests on
- *    memory the program can still change.
+ *    memory the program can still change;
+ *  - keep a grant closed over its follow-ups: WIDENING_OPTIONS on a raw
+ *    socket only where the rule for that socket kind allows them;
+ *  - never block the loop on the program's objects: fds fetched from it are
+ *    closed on the thread pool.
  */
 import { fstatSync } from 'node:fs';
-import { POLLHUP, POLLIN, SysError, closeQuietly, errnoName, pollNow, setsockoptRaw } from '../../shared/native/libc.js';
+import {
+  POLLHUP, POLLIN, SysError, closeOffLoop, errnoName, pollNow, setsockoptRaw, socketKind,
+} from '../../shared/native/libc.js';
 import { FdWatch, READABLE } from '../../shared/native/uvpoll.js';
-import type { ProgramRule, SocketRule } from '../rules/model.js';
+import type { ProgramRule } from '../rules/model.js';
 import { matchSocket } from '../rules/match.js';
 import { domainName, protocolName, typeName } from '../rules/names.js';
+import { WIDENING_OPTIONS } from './filter.js';
 import { AUDIT_ARCH_X86_64, addFdAndReturn, continueCall, fail, idValid, receive, setSyncWakeUp, succeed, type Notification } from './notify.js';
 import { fetchFd, pinTarget, readMemory, readString, releaseTarget, runningBinary, socketAsRoot, type Target } from './operations.js';
 
@@ -29,7 +36,8 @@ const SOCK_CLOEXEC = 0o2000000;
 const AT_EMPTY_PATH = 0x1000;
 const EPERM = 1;
 const EINVAL = 22;
-const HDRINCL = new Map([['0:3', 'IP_HDRINCL'], ['41:36', 'IPV6_HDRINCL']]);
+const SOCK_RAW = 3;
+const ENOTSOCK = 88;
 /** Notifications served per wake-up before yielding to other sessions. */
 const BATCH = 16;
 
@@ -51,8 +59,6 @@ export class Supervisor {
   private readonly watch: FdWatch;
   /** The launcher's one exec of the verified binary has not happened yet. */
   private execPending = true;
-  /** Sockets the broker handed out, by inode: their follow-up options are closed. */
-  private readonly brokered = new Map<number, SocketRule>();
 
   constructor(private readonly listener: number, private readonly prog: SupervisedProgram, private readonly onHangup: () => void) {
     setSyncWakeUp(listener);
@@ -85,7 +91,11 @@ export class Supervisor {
       this.dispatch(n, target);
     } catch (e) {
       this.prog.log(`notification for pid ${n.pid} call ${n.nr}: ${(e as Error).message}; answered EPERM`);
-      fail(this.listener, n.id, EPERM);
+      try {
+        fail(this.listener, n.id, EPERM);
+      } catch {
+        // already answered (ADDFD|SEND went through) or gone
+      }
     } finally {
       if (target) releaseTarget(target);
     }
@@ -131,7 +141,7 @@ export class Supervisor {
         return this.refuse(n, call, EPERM, 'the launcher\'s exec fd is not the verified binary');
       }
     } finally {
-      closeQuietly(fd);
+      closeOffLoop(fd);
     }
     if (!idValid(this.listener, n.id)) return;
     this.execPending = false;
@@ -164,22 +174,28 @@ export class Supervisor {
       return;
     }
     try {
-      const ino = fstatSync(fd).ino;
       const newFd = addFdAndReturn(this.listener, n.id, fd, (type & SOCK_CLOEXEC) !== 0);
       if (newFd === null) return; // the task died: its fd table is gone with it
-      this.brokered.set(ino, rule);
       this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: newFd });
     } finally {
-      closeQuietly(fd);
+      closeOffLoop(fd);
     }
   }
 
-  /** IP_HDRINCL / IPV6_HDRINCL: the follow-ups that turn a brokered raw socket into a packet forger. */
+  /**
+   * WIDENING_OPTIONS: follow-ups that need no privilege but turn a raw
+   * socket into a packet forger. Decided by what the socket is, not by
+   * where it came from: on a raw socket they need `header-included = allow`
+   * in the rule for that socket kind; on any other socket they change
+   * nothing a user could not do, and run as the program asked.
+   */
   private setsockopt(n: Notification, target: Target): void {
+    // Level and name as the kernel reads them: ints (the filter traps
+    // whatever the upper 32 bits hold).
     const fdNum = int32(n.args[0]), level = int32(n.args[1]), name = int32(n.args[2]);
     const optlen = Number(BigInt.asUintN(32, n.args[4]));
-    const optName = HDRINCL.get(`${level}:${name}`) ?? `${level}:${name}`;
-    const call = { name: 'setsockopt', args: { fd: fdNum, option: optName } };
+    const option = WIDENING_OPTIONS.find((o) => o.level === level && o.name === name)?.text ?? `${level}:${name}`;
+    const call = { name: 'setsockopt', args: { fd: fdNum, option } };
     let ours: number;
     try {
       ours = fetchFd(target, fdNum);
@@ -189,9 +205,14 @@ export class Supervisor {
       return;
     }
     try {
-      const rule = this.brokered.get(fstatSync(ours).ino);
-      if (rule && !rule.headerIncluded) {
-        return this.refuse(n, call, rule.errno, `[${rule.at.section}] does not allow header-included packets (header-included = allow)`, rule);
+      const kind = socketKind(ours);
+      if (!kind) { fail(this.listener, n.id, ENOTSOCK); return; }
+      const rule = kind.type === SOCK_RAW ? matchSocket(this.prog.program, kind.domain, SOCK_RAW, kind.protocol) : undefined;
+      if (kind.type === SOCK_RAW && !rule?.headerIncluded) {
+        const reason = rule
+          ? `[${rule.at.section}] does not allow ${option} (header-included = allow)`
+          : `${option} on a raw socket no rule names`;
+        return this.refuse(n, call, rule?.errno ?? EPERM, reason, rule);
       }
       if (optlen > 256) { fail(this.listener, n.id, EINVAL); return; }
       const value = readMemory(target, n.args[3], optlen);
@@ -206,7 +227,8 @@ export class Supervisor {
       if (!(e instanceof SysError)) throw e;
       fail(this.listener, n.id, e.errno);
     } finally {
-      closeQuietly(ours);
+      // Our dup may be the last reference if the program closed its fd meanwhile.
+      closeOffLoop(ours);
     }
   }
 }

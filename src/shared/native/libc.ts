@@ -12,7 +12,7 @@
  */
 import koffi from 'koffi';
 import { constants as osConstants } from 'node:os';
-import { writeSync } from 'node:fs';
+import { close as fsClose, writeSync } from 'node:fs';
 
 const libc = koffi.load('libc.so.6');
 
@@ -181,6 +181,15 @@ export function close(fd: number): void {
   check(`close(${fd})`, f.close(fd));
 }
 
+/**
+ * close() on the thread pool, for fds a user controls: the last close of a
+ * TCP socket with SO_LINGER and unsent data blocks for the linger time, and
+ * the event loop must never wait on a user's object.
+ */
+export function closeOffLoop(fd: number | undefined | null): void {
+  if (fd !== undefined && fd !== null && fd >= 0) fsClose(fd, () => {});
+}
+
 /** close() for cleanup paths: errors are of no interest there. */
 export function closeQuietly(fd: number | undefined | null): void {
   if (fd !== undefined && fd !== null && fd >= 0) f.close(fd);
@@ -293,6 +302,24 @@ export function peerPidfd(fd: number): number {
   arena.writeUInt32LE(4, A.small + 64);
   check('getsockopt(SO_PEERPIDFD)', f.getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, ptr(A.small), ptr(A.small + 64)));
   return arena.readInt32LE(A.small);
+}
+
+const SO_TYPE = 3;
+const SO_PROTOCOL = 38;
+const SO_DOMAIN = 39;
+
+/** What kind of socket `fd` is, or null when it is not a socket. */
+export function socketKind(fd: number): { domain: number; type: number; protocol: number } | null {
+  try {
+    return {
+      domain: getsockoptInt(fd, SOL_SOCKET, SO_DOMAIN, 'SO_DOMAIN'),
+      type: getsockoptInt(fd, SOL_SOCKET, SO_TYPE, 'SO_TYPE'),
+      protocol: getsockoptInt(fd, SOL_SOCKET, SO_PROTOCOL, 'SO_PROTOCOL'),
+    };
+  } catch (e) {
+    if (e instanceof SysError && e.code === 'ENOTSOCK') return null;
+    throw e;
+  }
 }
 
 export function getsockoptInt(fd: number, level: number, name: number, what: string): number {

@@ -10,7 +10,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { closeQuietly } from './libc.js';
+import { closeOffLoop, closeQuietly } from './libc.js';
 
 interface Addon {
   watch(fd: number, events: number, cb: (status: number, events: number) => void): object;
@@ -44,12 +44,13 @@ export class FdWatch {
     this.handle = null;
   }
 
-  /** Unwatch, then close the fd; idempotent. */
-  close(): void {
+  /** Unwatch, then close the fd; idempotent. `offLoop` for fds a user controls (see closeOffLoop). */
+  close(offLoop = false): void {
     if (this.closed) return;
     this.stop();
     this.closed = true;
-    closeQuietly(this.fd);
+    if (offLoop) closeOffLoop(this.fd);
+    else closeQuietly(this.fd);
   }
 
   private closed = false;
