@@ -167,6 +167,8 @@ export class Session {
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
         env: programEnvironment(req.env, user), argv: req.argv,
         stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule),
+        loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
+        oomScoreAdj: context.oomScoreAdj, cgroupFd: -1,
       });
       this.started(launched.child, launched.control, req);
     } catch (e) {
