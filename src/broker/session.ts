@@ -10,14 +10,16 @@
  *  - decide with the kernel's identity of the client, the loaded rules and
  *    the binary it opened itself, never with the client's words;
  *  - tie the program to the session: when the client goes away the program
- *    gets SIGHUP, then SIGKILL after a grace period; when the program ends
- *    its listener is closed, so surviving children hold no elevated call.
+ *    gets SIGHUP, then after a grace period its cgroup is killed (without
+ *    cgroups: the program is); when the program ends its cgroup is killed
+ *    and its listener closed, and from the moment it has exited no trapped
+ *    call of a survivor is granted.
  */
 import { fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import {
-  MSG_NOSIGNAL, SysError, closeOffLoop, closeQuietly, getgrnamGid, pidfdOpen, pidfdSendSignal, recvmsg, sendmsg,
+  MSG_NOSIGNAL, POLLIN, SysError, closeOffLoop, closeQuietly, getgrnamGid, pidfdOpen, pidfdSendSignal, pollNow, recvmsg, sendmsg,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
@@ -26,6 +28,7 @@ import {
 } from '../shared/protocol.js';
 import type { Audit, AuditEvent } from './audit.js';
 import { BinaryError, openVerifiedBinary } from './binary.js';
+import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 import { programEnvironment } from './environment.js';
 import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
 import { startLauncher } from './launch.js';
@@ -40,6 +43,8 @@ export interface BrokerContext {
   rules(): RuleSet;
   audit: Audit;
   execGid: number;
+  /** undefined: --no-cgroups. */
+  cgroups?: SessionCgroups;
   log(message: string): void;
   /** The session ended and released everything. */
   ended(session: Session): void;
@@ -68,6 +73,8 @@ export class Session {
   private killTimer?: NodeJS.Timeout;
   private binary?: { dev: number; ino: number };
   private argv: string[] = [];
+  private cgroup?: SessionCgroup;
+  private killed = false;
 
   constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext) {
     this.conn = new FdWatch(connFd, READABLE, () => this.onClientReadable());
@@ -137,7 +144,7 @@ export class Session {
     if (this.programPidfd >= 0) {
       this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.child?.pid}`);
       this.signalProgram(osConstants.signals.SIGHUP);
-      this.killTimer = setTimeout(() => this.signalProgram(osConstants.signals.SIGKILL), HANGUP_GRACE_MS);
+      this.killTimer = setTimeout(() => this.kill('the client went away'), HANGUP_GRACE_MS);
     }
     this.maybeEnd();
   }
@@ -155,30 +162,35 @@ export class Session {
     }
     this.rule = rule;
     if ((fstatSync(cwd).mode & S_IFMT) !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
-    let binaryFd = -1, netnsFd = -1;
+    let binaryFd = -1, netnsFd = -1, cgroupFd = -1;
     try {
       const context = clientContext(this.client);
       netnsFd = context.netnsFd;
       const binary = openVerifiedBinary(rule.path);
       binaryFd = binary.fd;
       this.binary = { dev: binary.dev, ino: binary.ino };
+      if (this.ctx.cgroups) {
+        this.cgroup = this.ctx.cgroups.create(this.id, this.client.uid);
+        cgroupFd = this.cgroup.openDir();
+      }
       const launched = startLauncher({
         uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
         env: programEnvironment(req.env, user), argv: req.argv,
-        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule),
+        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule), cgroupFd,
         loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
-        oomScoreAdj: context.oomScoreAdj, cgroupFd: -1,
+        oomScoreAdj: context.oomScoreAdj,
       });
       this.started(launched.child, launched.control, req);
     } catch (e) {
-      if (e instanceof BinaryError || e instanceof IdentityError) {
+      if (e instanceof BinaryError || e instanceof IdentityError || e instanceof CgroupError) {
         return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
       }
       throw e;
     } finally {
       closeQuietly(binaryFd);
       closeQuietly(netnsFd);
+      closeQuietly(cgroupFd);
     }
     fds.forEach(closeOffLoop);
     return true;
@@ -195,6 +207,34 @@ export class Session {
   signal(req: SignalRequest): boolean {
     this.signalProgram(osConstants.signals[req.signal]);
     return false;
+  }
+
+  /**
+   * End everything the session runs: its cgroup (cgroup.kill), and the
+   * program itself by its pidfd (the launcher may not have joined the
+   * cgroup yet; without cgroups that is all there is). Audited once, with
+   * the pids that were there, unless there were none.
+   */
+  private kill(reason: string): void {
+    if (this.killed) return;
+    this.killed = true;
+    let pids: number[] = [];
+    if (this.cgroup) {
+      try {
+        pids = this.cgroup.kill();
+      } catch (e) {
+        this.ctx.log(`session ${this.id}: cannot kill its cgroup: ${(e as Error).message}`);
+      }
+    } else if (this.programAlive()) {
+      pids = [this.child!.pid!];
+    }
+    this.signalProgram(osConstants.signals.SIGKILL);
+    if (pids.length > 0) this.audit('kill', { reason, pids });
+  }
+
+  /** The program (or the launcher before it) has not exited. */
+  private programAlive(): boolean {
+    return this.programPidfd >= 0 && (pollNow(this.programPidfd, POLLIN) & POLLIN) === 0;
   }
 
   private signalProgram(signal: number): void {
@@ -278,6 +318,7 @@ export class Session {
       program: rule,
       binary: this.binary!,
       launcherPid: this.child!.pid!,
+      ended: () => !this.programAlive(),
       audit: (event: 'grant' | 'refuse', fields: Record<string, unknown>) => this.audit(event, fields),
       log: (m: string) => this.ctx.log(`session ${this.id}: ${m}`),
     };
@@ -296,6 +337,8 @@ export class Session {
 
   private onExit(code: number | null, signal: NodeJS.Signals | null, req: RunRequest): void {
     this.onControl(); // the exec's end of file may still be queued
+    // Its children go with it; the grant check already refuses them.
+    this.kill(this.clientGone ? 'the client went away' : 'the program exited');
     this.closeSupervisor();
     if (this.killTimer) clearTimeout(this.killTimer);
     closeQuietly(this.programPidfd);
@@ -326,6 +369,7 @@ export class Session {
     if (this.child && this.phase !== 'ended') return; // the program's exit comes later
     this.control?.close();
     this.control = undefined;
+    this.cgroup?.release();
     closeQuietly(this.client.pidfd);
     this.phase = 'gone';
     this.ctx.ended(this);
@@ -334,5 +378,6 @@ export class Session {
   /** Broker shutdown: the program loses its elevated calls and its session. */
   shutdown(): void {
     this.onClientGone('broker shutting down');
+    this.kill('the broker is shutting down');
   }
 }

@@ -47,6 +47,8 @@ export interface SupervisedProgram {
   readonly program: ProgramRule;
   readonly binary: { dev: number; ino: number };
   readonly launcherPid: number;
+  /** The session's program has exited: whatever survives it gets nothing. */
+  ended(): boolean;
   /** Audit with the session's identity fields filled in. */
   audit(event: 'grant' | 'refuse', fields: Record<string, unknown>): void;
   log(message: string): void;
@@ -104,6 +106,12 @@ export class Supervisor {
   private dispatch(n: Notification, target: Target): void {
     const isExec = n.nr === NR.execve || n.nr === NR.execveat;
     if (n.arch !== AUDIT_ARCH_X86_64) return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'foreign architecture');
+    // A child that outlives the program until the broker kills the session
+    // must not be served in that window.
+    if (this.prog.ended()) {
+      const name = Object.entries(NR).find(([, nr]) => nr === n.nr)?.[0] ?? `syscall ${n.nr}`;
+      return this.refuse(n, { name, args: {} }, EPERM, 'the session is over: its program has exited');
+    }
     if (isExec && this.execPending) return this.launcherExec(n, target);
     const now = runningBinary(target);
     if (now.dev !== this.prog.binary.dev || now.ino !== this.prog.binary.ino) {
