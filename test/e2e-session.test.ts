@@ -123,7 +123,7 @@ t.test('the program gets the client\'s loginuid, nice, I/O priority, affinity an
   t.match(probe.cgroup, /\/session-\d+$/, 'through the broker')
 })
 
-t.test('without a loginuid on the client the program has none either (the test\'s own)', async t => {
+t.test('without the wrapper the program\'s loginuid is still the client\'s (here the test\'s own)', async t => {
   const b = await broker()
   const r = await runAs(user, e.client(b.socket, fx.probe, 'session'))
   t.equal(r.code, 0, r.stderr)

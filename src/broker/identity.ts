@@ -145,9 +145,15 @@ export function clientContext(identity: ClientIdentity): ClientContext {
   if (!umask || !uid || !cpus || Number(uid[1]) !== identity.uid) {
     throw new IdentityError(`cannot read the context of client pid ${identity.pid}`);
   }
-  const loginuid = readLoginuid(identity.pid);
-  const nice = readNice(identity.pid);
-  const ioprio = ioprioGet(identity.pid);
+  let loginuid, nice, ioprio;
+  try {
+    loginuid = readLoginuid(identity.pid);
+    nice = readNice(identity.pid);
+    ioprio = ioprioGet(identity.pid);
+  } catch (e) {
+    if (e instanceof IdentityError) throw e;
+    throw new IdentityError(`cannot read the context of client pid ${identity.pid}: ${(e as Error).message}`);
+  }
   // Lowering oom_score_adj below the value inherited from the broker needs
   // CAP_SYS_RESOURCE, which a hardened broker (or this container) may lack:
   // a client lower than the broker keeps the broker's value. Only the

@@ -225,9 +225,8 @@ export class Session {
       } catch (e) {
         this.ctx.log(`session ${this.id}: cannot kill its cgroup: ${(e as Error).message}`);
       }
-    } else if (this.programAlive()) {
-      pids = [this.child!.pid!];
     }
+    if (this.programAlive() && !pids.includes(this.child!.pid!)) pids.push(this.child!.pid!);
     this.signalProgram(osConstants.signals.SIGKILL);
     if (pids.length > 0) this.audit('kill', { reason, pids });
   }
