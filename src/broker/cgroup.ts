@@ -300,5 +300,10 @@ export function openSessionCgroups(log: Log): SessionCgroups {
     // own.)
     log('systemd runs here, but sessions do not go to the user\'s slice yet: they go under the broker\'s own cgroup');
   }
-  return BrokerSubtree.open(cg, log);
+  try {
+    return BrokerSubtree.open(cg, log);
+  } catch (e) {
+    if (e instanceof CgroupError) throw e;
+    throw new CgroupError(`cannot make the broker's subtree under ${cg.dir}: ${(e as Error).message}`);
+  }
 }
