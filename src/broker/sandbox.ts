@@ -39,6 +39,8 @@ export interface Sandboxed {
 const APPARMOR_UNCONFINED = 'unconfined';
 const MAX_LABEL = 200;
 
+const who = (pid: number | 'self'): string => (pid === 'self' ? 'the broker' : `client pid ${pid}`);
+
 function statusField(status: string, name: string): string | undefined {
   return new RegExp(`^${name}:\\s+(\\S+)`, 'm').exec(status)?.[1];
 }
@@ -57,8 +59,6 @@ function lsmLabel(pid: number | 'self'): string {
     throw new IdentityError(`cannot read the LSM label of ${who(pid)}: ${(e as Error).message}`);
   }
 }
-
-const who = (pid: number | 'self'): string => (pid === 'self' ? 'the broker' : `client pid ${pid}`);
 
 /** NoNewPrivs, Seccomp, the LSM label and the mount namespace of pid; IdentityError when unreadable. */
 export function readConfinement(pid: number | 'self'): Confinement {
