@@ -7,6 +7,8 @@ export interface ProgramRuleText {
   path: string
   users?: string[]
   groups?: string[]
+  /** sandboxed-clients = allow | deny (absent: the default, deny) */
+  sandboxedClients?: 'allow' | 'deny'
 }
 
 function program(p: ProgramRuleText): string {
@@ -15,6 +17,7 @@ function program(p: ProgramRuleText): string {
     `path = ${p.path}`,
     ...(p.users ? [`users = ${p.users.join(', ')}`] : []),
     ...(p.groups ? [`groups = ${p.groups.join(', ')}`] : []),
+    ...(p.sandboxedClients ? [`sandboxed-clients = ${p.sandboxedClients}`] : []),
     '',
   ].join('\n')
 }
