@@ -89,7 +89,8 @@ export function peerIdentity(conn: number): ClientIdentity {
   }
 }
 
-function alive(identity: ClientIdentity): boolean {
+/** The client has not exited: its pidfd is not readable yet. */
+export function alive(identity: ClientIdentity): boolean {
   return (pollNow(identity.pidfd, POLLIN) & POLLIN) === 0;
 }
 

@@ -32,6 +32,7 @@ import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.j
 import { programEnvironment } from './environment.js';
 import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
 import { startLauncher } from './launch.js';
+import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
 import { findProgram, mayRun } from './rules/match.js';
@@ -73,6 +74,8 @@ export class Session {
   private killTimer?: NodeJS.Timeout;
   private binary?: { dev: number; ino: number };
   private argv: string[] = [];
+  /** How the client is sandboxed, when its rule serves it anyway (sandboxed-clients = allow). */
+  private sandbox: SandboxReason[] = [];
   private cgroup?: SessionCgroup;
   private killed = false;
 
@@ -164,6 +167,12 @@ export class Session {
     if ((fstatSync(cwd).mode & S_IFMT) !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
     let binaryFd = -1, netnsFd = -1, cgroupFd = -1;
     try {
+      const sandbox = clientSandbox(this.client);
+      if (sandbox.reasons.length > 0 && !rule.sandboxedClients) {
+        return this.refuseRun(req.path, `the broker refused to run ${req.path}: you are in a sandbox (${sandbox.phrases.join(', ')}); `
+          + `the rule ${rule.file} does not serve sandboxed clients (sandboxed-clients = allow)`, fds, { sandbox: sandbox.reasons });
+      }
+      this.sandbox = sandbox.reasons;
       const context = clientContext(this.client);
       netnsFd = context.netnsFd;
       const binary = openVerifiedBinary(rule.path);
@@ -196,8 +205,8 @@ export class Session {
     return true;
   }
 
-  private refuseRun(path: string, reason: string, fds: number[]): boolean {
-    this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined });
+  private refuseRun(path: string, reason: string, fds: number[], extra: Record<string, unknown> = {}): boolean {
+    this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined, ...extra });
     this.send({ v: 1, type: 'refused', reason });
     fds.forEach(closeOffLoop);
     this.onClientGone('refused');
@@ -330,6 +339,7 @@ export class Session {
     this.phase = 'running';
     this.audit('launch', {
       pid: this.child!.pid, argv: this.argv, rule: { file: this.rule!.file, section: 'program' }, client: { pid: this.client.pid },
+      sandbox: this.sandbox.length > 0 ? this.sandbox : undefined,
     });
     this.send({ v: 1, type: 'started', pid: this.child!.pid! });
   }
