@@ -61,6 +61,6 @@ export function socketProtocolArg(rule: SocketRule): number {
  * rules for the same socket, so at most one matches.
  */
 export function matchSocket(rule: ProgramRule, domain: number, type: number, protocol: number): SocketRule | undefined {
-  return rule.calls.find((c) =>
+  return rule.calls.find((c): c is SocketRule =>
     c.kind === 'socket' && c.domain === domain && c.type === type && socketProtocolArg(c) === protocol);
 }

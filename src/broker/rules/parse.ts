@@ -15,7 +15,9 @@
  * key table and a builder. What the builders share is in values.ts.
  */
 import { posix } from 'node:path';
-import type { CallRule, ProgramRule, RuleError } from './model.js';
+import type { BindRule, CallRule, ProgramRule, RuleError, SetsockoptRule, SocketRule } from './model.js';
+import { buildBind, checkBindErrnos } from './parse-bind.js';
+import { buildSetsockopt, checkDistinctOptions } from './parse-setsockopt.js';
 import { buildSocket, checkDistinctSockets } from './parse-socket.js';
 import {
   BAD, type Keys, Problem, Report, type Section, at, checkKeys, missing, parseAllowDeny, q, read, splitList,
@@ -101,7 +103,7 @@ function addEntry(raw: string, line: number, section: Section | undefined, r: Re
   if (key === '') {
     r.add(line, where, undefined, `missing key before "=" in ${q(raw.trim())}`);
   } else if (!section) {
-    r.add(line, undefined, key, 'key outside any section; put it under [program] or [socket.NAME]');
+    r.add(line, undefined, key, `key outside any section; put it under ${SECTION_CHOICES}`);
   } else if (!section.live) {
     // the section itself was reported; its keys cannot be judged
   } else if (section.entries.has(key)) {
@@ -176,23 +178,46 @@ function buildProgram(s: Section, file: string, r: Report): Program | undefined 
 
 // ---- 3. the file -----------------------------------------------------------
 
-const SOCKET_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+const RULE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+const CALL_KINDS = ['socket', 'bind', 'setsockopt'] as const;
+const SECTION_CHOICES = '[program], [socket.NAME], [bind.NAME] or [setsockopt.NAME]';
 
-type Kind = 'program' | 'socket';
+type Kind = 'program' | CallRule['kind'];
 
 function sectionKind(name: string): Kind | Problem {
   if (name === 'program') return 'program';
-  if (!name.startsWith('socket.')) return new Problem('unknown section; use [program] or [socket.NAME]');
-  const rest = name.slice('socket.'.length);
-  if (SOCKET_NAME.test(rest)) return 'socket';
+  const kind = CALL_KINDS.find((k) => name.startsWith(`${k}.`));
+  if (!kind) return new Problem(`unknown section; use ${SECTION_CHOICES}`);
+  const rest = name.slice(kind.length + 1);
+  if (RULE_NAME.test(rest)) return kind;
   return new Problem(`invalid rule name ${q(rest)}; use lowercase letters, digits, "_" and "-", starting with a letter or digit`);
+}
+
+const BUILDERS: Record<CallRule['kind'], (s: Section, file: string, r: Report) => CallRule | undefined> = {
+  socket: buildSocket,
+  bind: buildBind,
+  setsockopt: buildSetsockopt,
+};
+
+/** What sections decide together: one socket per rule, one section per option, one errno per bind. */
+function checkAcross(calls: CallRule[], r: Report): void {
+  checkDistinctSockets(calls.filter((c): c is SocketRule => c.kind === 'socket'), r);
+  checkBindErrnos(calls.filter((c): c is BindRule => c.kind === 'bind'), r);
+  checkDistinctOptions(calls.filter((c): c is SetsockoptRule => c.kind === 'setsockopt'), r);
+}
+
+/** One file's outcome: a program only when there is no error; warnings never refuse a file. */
+export interface ParseResult {
+  program?: ProgramRule;
+  errors: RuleError[];
+  warnings: RuleError[];
 }
 
 /**
  * Parses one rule file. Pure: `file` only names the file in errors and in
  * the model. Any error means no program.
  */
-export function parseRuleFile(file: string, text: string): { program?: ProgramRule; errors: RuleError[] } {
+export function parseRuleFile(file: string, text: string): ParseResult {
   const r = new Report(file);
   const sections = scan(text, r);
   const live = sections.filter((s) => s.live);
@@ -207,12 +232,14 @@ export function parseRuleFile(file: string, text: string): { program?: ProgramRu
       const built = buildProgram(s, file, r);
       if (s === programSection) program = built;
     } else {
-      const call = buildSocket(s, file, r);
+      const call = BUILDERS[sectionKind(s.name) as CallRule['kind']](s, file, r);
       if (call) calls.push(call);
     }
   }
-  checkDistinctSockets(calls.filter((c) => c.kind === 'socket'), r);
-  const errors = r.errors.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
-  if (errors.length > 0 || !program) return { errors };
-  return { program: { ...program, calls }, errors };
+  checkAcross(calls, r);
+  const byLine = (a: RuleError, b: RuleError): number => (a.line ?? 0) - (b.line ?? 0);
+  const errors = r.errors.sort(byLine);
+  const warnings = r.warnings.sort(byLine);
+  if (errors.length > 0 || !program) return { errors, warnings };
+  return { program: { ...program, calls }, errors, warnings };
 }

@@ -130,13 +130,12 @@ export function splitList(v: string, what = 'name'): string[] | Problem {
   return [...new Set(items)];
 }
 
-/** Parses each item of a list; every bad item is reported. */
-export function eachItem<T>(v: string, what: string, parse: (item: string) => T | Problem): T[] | Problem {
-  const items = splitList(v, what);
-  if (items instanceof Problem) return items;
+/** Parses each item of a comma-separated list (repeats dropped); every bad item is reported. */
+export function eachItem<T>(v: string, what: string, parse: (item: string) => T | Problem, whats = `${what}s`): T[] | Problem {
+  const items = v.split(',').map((s) => s.trim());
   const out: T[] = [];
-  const messages: string[] = [];
-  for (const item of items) {
+  const messages = items.includes('') ? [`empty ${what} in the list ${q(v)}; separate ${whats} with single commas`] : [];
+  for (const item of new Set(items.filter((i) => i !== ''))) {
     const x = parse(item);
     if (x instanceof Problem) messages.push(...x.messages);
     else out.push(x);
