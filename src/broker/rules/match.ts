@@ -77,6 +77,8 @@ export function matchSocket(rule: ProgramRule, domain: number, type: number, pro
 
 const inRanges = (ranges: Range[], n: number): boolean => ranges.some((r) => r.from <= n && n <= r.to);
 
+const addressFamily = (canonical: string): number => isIP(canonical) === 4 ? AF_INET : AF_INET6;
+
 /**
  * The bind rules for sockets of this family (AF_INET, AF_INET6) and base
  * type (SO_TYPE: SOCK_STREAM, SOCK_DGRAM), in file order. Empty: no rule
@@ -100,7 +102,7 @@ export function bindRulesFor(rule: ProgramRule, family: number, type: number): B
  */
 export function matchBind(rule: ProgramRule, family: number, type: number, address: string, port: number): BindRule | undefined {
   const canonical = canonicalAddress(address);
-  if (canonical === undefined || isIP(canonical) !== (family === AF_INET ? 4 : family === AF_INET6 ? 6 : -1)) return undefined;
+  if (canonical === undefined || addressFamily(canonical) !== family) return undefined;
   if (!Number.isInteger(port)) return undefined;
   return bindRulesFor(rule, family, type).find((b) =>
     inRanges(b.ports, port) && (b.addresses === undefined || b.addresses.includes(canonical)));

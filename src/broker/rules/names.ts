@@ -369,6 +369,7 @@ const ERRNOS: Table = [
 ];
 
 export const EPERM = 1;
+export const EACCES = 13;
 
 /*
  * The errno values a rule may answer a refusal with. Others (EINTR, EAGAIN,

@@ -16,14 +16,13 @@
 import { isIP } from 'node:net';
 import type { BindRule, Range } from './model.js';
 import {
-  AF_INET, AF_INET6, RULE_DOMAINS, RULE_TYPES, canonicalAddress, domainName, errnoName, typeName,
+  AF_INET, AF_INET6, EACCES, RULE_DOMAINS, RULE_TYPES, canonicalAddress, domainName, errnoName, typeName,
 } from './names.js';
 import {
   BAD, ERRNO_CHOICES, type Keys, Problem, type Report, type Section, at, checkKeys, eachItem, lineOf, missing,
   parseAllowDeny, parseAs, parseErrno, q, read,
 } from './values.js';
 
-const EACCES = 13;
 /** The kernel's default net.ipv4.ip_unprivileged_port_start. */
 const UNPRIVILEGED_PORT_START = 1024;
 
@@ -84,8 +83,6 @@ function parseAddress(item: string): string | Problem {
     ?? new Problem(`${q(item)} is not an IPv4 or IPv6 address; write literals, e.g. 127.0.0.1 or ::1 (no host names)`);
 }
 
-const dedupe = <T>(xs: T[]): T[] => [...new Set(xs)];
-
 export function buildBind(s: Section, file: string, r: Report): BindRule | undefined {
   checkKeys(s, BIND_KEYS, r);
   const as = read(s, BIND_KEYS, 'as', r, parseAs) ?? missing(s, BIND_KEYS, 'as', r);
@@ -104,8 +101,9 @@ export function buildBind(s: Section, file: string, r: Report): BindRule | undef
   }
   return {
     kind: 'bind', name: s.name.slice('bind.'.length), at: at(file, s),
-    families: dedupe(families), types: dedupe(types), ports,
-    addresses: addresses && dedupe(addresses), reusePort: reusePort ?? false, errno: errno ?? EACCES,
+    families, types, ports,
+    // ::1 and ::0001 are one address
+    addresses: addresses && [...new Set(addresses)], reusePort: reusePort ?? false, errno: errno ?? EACCES,
   };
 }
 

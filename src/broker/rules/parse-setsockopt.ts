@@ -12,14 +12,13 @@
  */
 import type { Range, SetsockoptRule } from './model.js';
 import {
-  IFNAMSIZ, KNOWN_OPTIONS, PRIVILEGED_OPTIONS, type PrivilegedOption, SO_PRIORITY, SOL_SOCKET, TC_PRIO_INTERACTIVE,
+  EPERM, IFNAMSIZ, KNOWN_OPTIONS, PRIVILEGED_OPTIONS, type PrivilegedOption, SO_PRIORITY, SOL_SOCKET, TC_PRIO_INTERACTIVE,
 } from './names.js';
 import {
   BAD, ERRNO_CHOICES, type Keys, Problem, type Read, type Report, type Section, at, checkKeys, eachItem, lineOf,
   missing, parseAs, parseErrno, q, read,
 } from './values.js';
 
-const EPERM = 1;
 const U32_MAX = 0xffffffff;
 
 const OPTION_NAMES = [...PRIVILEGED_OPTIONS.keys()];
