@@ -48,6 +48,17 @@ t.test('a clean directory loads, in name order, skipping other names', async (t)
   t.equal(rules.programs.get('/usr/bin/ping')!.file, `${dir}/ping.conf`);
 });
 
+t.test('warnings are passed on and do not refuse a file', async (t) => {
+  const web = rule('/usr/sbin/nginx') + '[bind.http]\nas = root\nfamily = inet\ntype = stream\nport = 80, 8080\n';
+  const dir = rulesDir({ 'web.conf': web, 'ping.conf': PING });
+  const { rules, errors, warnings } = loadRules(dir);
+  t.strictSame(errors, []);
+  t.strictSame(warnings.map(String), [
+    `${dir}/web.conf:8: [bind.http] port: port 8080 needs no privilege while net.ipv4.ip_unprivileged_port_start is 1024 (the default); the broker lets such binds run with the user's own rights`,
+  ]);
+  t.strictSame([...rules.programs.keys()], ['/usr/bin/ping', '/usr/sbin/nginx']);
+});
+
 t.test('an empty directory loads nothing, without error', async (t) => {
   const { rules, errors } = loadRules(rulesDir());
   t.strictSame(errors, []);

@@ -6,7 +6,7 @@ import {
   domainName, errnoName, errnoNumber, htons16, protocolName, typeName,
 } from '../src/broker/rules/names.js';
 import { findProgram, mayRun, matchSocket, socketProtocolArg } from '../src/broker/rules/match.js';
-import type { RuleSet } from '../src/broker/rules/model.js';
+import type { ProgramRule, RuleSet, SocketRule } from '../src/broker/rules/model.js';
 
 const F = '/etc/elevation.d/t.conf';
 const PROGRAM = '[program]\npath = /usr/bin/ping\nusers = *\n';
@@ -30,6 +30,11 @@ function program(t: Test, text: string) {
   const r = parseRuleFile(F, text);
   t.same(r.errors.map(String), []);
   return r.program!;
+}
+
+/** The socket rules of a program (the model's union narrowed). */
+function sockets(p: ProgramRule): SocketRule[] {
+  return p.calls.filter((c): c is SocketRule => c.kind === 'socket');
 }
 
 // ---- valid files -------------------------------------------------------------
@@ -63,6 +68,19 @@ t.test('the shipped elevation.d/ping.conf', async (t) => {
     { kind: 'socket', name: 'icmp6', domain: 10, type: 3, protocol: 58, headerIncluded: false, errno: 1, section: 'socket.icmp6' },
   ]);
   t.match(text, /ping_group_range/, 'says why ping needs it');
+});
+
+t.test('the examples of elevation.d(5) are valid, without warnings', async (t) => {
+  const man = readFileSync(new URL('../man/elevation.d.5', import.meta.url), 'utf8');
+  const examples = [...man.matchAll(/^\.EX\n([\s\S]*?)^\.EE$/gm)].map((m) => m[1]);
+  t.equal(examples.length, 3, 'ping, a web server, SO_MARK');
+  for (const text of examples) {
+    const r = parseRuleFile(F, text);
+    t.strictSame([...r.errors, ...r.warnings].map(String), [], text.split('\n').find((l) => l.startsWith('path')));
+    t.ok(r.program);
+  }
+  t.strictSame(examples.map((e) => parseRuleFile(F, e).program!.calls.map((c) => c.kind)),
+    [['socket', 'socket'], ['bind'], ['setsockopt']]);
 });
 
 t.test('lists, groups, comments, quotes and CRLF', async (t) => {
@@ -101,7 +119,7 @@ t.test('packet sockets keep the ethertype in host order', async (t) => {
     + '[socket.all]\nas = root\ndomain = packet\ntype = raw\nprotocol = all\n'
     + '[socket.arp]\nas = root\ndomain = 17\ntype = dgram\nprotocol = 0x0806\n'
     + '[socket.v6]\nas = root\ndomain = packet\ntype = raw\nprotocol = 34525\n');
-  t.strictSame(p.calls.map((c) => [c.name, c.domain, c.type, c.protocol, c.headerIncluded]), [
+  t.strictSame(sockets(p).map((c) => [c.name, c.domain, c.type, c.protocol, c.headerIncluded]), [
     ['all', 17, 3, 0x0003, false], ['arp', 17, 2, 0x0806, false], ['v6', 17, 3, 0x86dd, false],
   ]);
 });
@@ -118,14 +136,14 @@ t.test('protocol raw with header-included = allow', async (t) => {
   const p = program(t, PROGRAM
     + '[socket.forge]\nas = root\ndomain = inet\ntype = raw\nprotocol = raw\nheader-included = allow\n'
     + '[socket.udp]\nas = root\ndomain = inet6\ntype = raw\nprotocol = udp\nheader-included = deny\n');
-  t.strictSame(p.calls.map((c) => [c.protocol, c.headerIncluded]), [[255, true], [17, false]]);
+  t.strictSame(sockets(p).map((c) => [c.protocol, c.headerIncluded]), [[255, true], [17, false]]);
 });
 
 // ---- structure errors ----------------------------------------------------------
 
 t.test('unknown section', async (t) => {
-  t.equal(error(t, PROGRAM + '[bind.http]\nport = 80\n'),
-    `${F}:4: [bind.http]: unknown section; use [program] or [socket.NAME]`);
+  t.equal(error(t, PROGRAM + '[connect.http]\nport = 80\n'),
+    `${F}:4: [connect.http]: unknown section; use [program], [socket.NAME], [bind.NAME] or [setsockopt.NAME]`);
 });
 
 t.test('invalid socket rule name', async (t) => {
@@ -156,7 +174,7 @@ t.test('duplicate section', async (t) => {
 
 t.test('key outside a section', async (t) => {
   t.equal(error(t, 'groups = wheel\n' + PROGRAM),
-    `${F}:1: groups: key outside any section; put it under [program] or [socket.NAME]`);
+    `${F}:1: groups: key outside any section; put it under [program], [socket.NAME], [bind.NAME] or [setsockopt.NAME]`);
 });
 
 t.test('empty value', async (t) => {
@@ -324,7 +342,7 @@ t.test('sandboxed-clients values and place', async (t) => {
     `${F}:9: [socket.icmp] sandboxed-clients: unknown key; use as, domain, type, protocol, header-included or errno`,
     'a [program] key only');
   t.equal(error(t, 'sandboxed-clients = allow\n' + PROGRAM),
-    `${F}:1: sandboxed-clients: key outside any section; put it under [program] or [socket.NAME]`);
+    `${F}:1: sandboxed-clients: key outside any section; put it under [program], [socket.NAME], [bind.NAME] or [setsockopt.NAME]`);
   t.strictSame(errors(t, '[program]\npath = bin/ping\nusers = *\nsandboxed-clients = maybe\n'), [
     `${F}:2: [program] path: "bin/ping" is not absolute; use the full path, e.g. /usr/bin/ping`,
     `${F}:4: [program] sandboxed-clients: unknown value "maybe"; use allow or deny`,
@@ -368,14 +386,384 @@ t.test('every error of a file, each with its line', async (t) => {
     'protocol = icmpp',          // 17
     '[extra]',                   // 18
   ].join('\n')), [
-    `${F}:1: users: key outside any section; put it under [program] or [socket.NAME]`,
+    `${F}:1: users: key outside any section; put it under [program], [socket.NAME], [bind.NAME] or [setsockopt.NAME]`,
     `${F}:3: [program] path: "bin/ping" is not absolute; use the full path, e.g. /usr/bin/ping`,
     `${F}:4: [program] users: "*" must stand alone; write users = * for every user, or list names without it`,
     `${F}:7: [socket.icmp] as: unknown identity "nobody"; only as = root is supported for now`,
     `${F}:11: [socket.icmp] colour: unknown key; use as, domain, type, protocol, header-included or errno`,
     `${F}:12: [socket.icmp] domain: duplicate key (first at line 8); keep one`,
     `${F}:17: [socket.x] protocol: unknown protocol "icmpp"; use a name from the protocol table (icmp, ipv6-icmp, ...) or a number 0-255`,
-    `${F}:18: [extra]: unknown section; use [program] or [socket.NAME]`,
+    `${F}:18: [extra]: unknown section; use [program], [socket.NAME], [bind.NAME] or [setsockopt.NAME]`,
+  ]);
+});
+
+// ---- [bind.NAME] ---------------------------------------------------------------------
+
+const WEB = '[program]\npath = /usr/sbin/nginx\nusers = www-data\n';
+const bind = (body: string) => `${WEB}[bind.b]\n${body}`;
+const BIND_OK = 'as = root\nfamily = inet\ntype = stream\nport = 80\n';
+
+/** The warnings of a valid text. */
+function warnings(t: Test, text: string): string[] {
+  const r = parseRuleFile(F, text);
+  t.same(r.errors.map(String), []);
+  t.ok(r.program, 'warnings do not refuse the file');
+  return r.warnings.map(String);
+}
+
+t.test('a web server on 80 and 443 gives the exact model', async (t) => {
+  const p = program(t, WEB + [
+    '',
+    '[bind.http]',                            // 5
+    'as = root',
+    'family = inet, inet6',
+    'type = stream',
+    'port = 80, 443',
+    'address = 127.0.0.1, ::1',
+    'reuseport = deny',
+    'errno = EACCES',
+  ].join('\n'));
+  t.strictSame(p.calls, [{
+    kind: 'bind', name: 'http', at: { file: F, line: 5, section: 'bind.http' },
+    families: [2, 10], types: [1], ports: [{ from: 80, to: 80 }, { from: 443, to: 443 }],
+    addresses: ['127.0.0.1', '::1'], reusePort: false, errno: 13,
+  }]);
+});
+
+t.test('bind defaults: any address, no SO_REUSEPORT, EACCES', async (t) => {
+  t.strictSame(program(t, bind(BIND_OK)).calls, [{
+    kind: 'bind', name: 'b', at: { file: F, line: 4, section: 'bind.b' },
+    families: [2], types: [1], ports: [{ from: 80, to: 80 }],
+    addresses: undefined, reusePort: false, errno: 13,
+  }]);
+});
+
+t.test('bind lists: ranges, repeats, both types, reuseport, another errno', async (t) => {
+  const [c] = program(t, bind([
+    'as = root',
+    'family = inet6, inet, inet6 ; comment',
+    'type = dgram,stream',
+    'port = 1-1023, 53, 1 - 2, 65535',
+    'address = ::0001, 0:0:0:0:0:0:0:1, ::, 0.0.0.0, 192.0.2.1',
+    'reuseport = allow',
+    'errno = EPERM',
+  ].join('\n'))).calls;
+  t.match(c, {
+    families: [10, 2], types: [2, 1],
+    ports: [{ from: 1, to: 1023 }, { from: 53, to: 53 }, { from: 1, to: 2 }, { from: 65535, to: 65535 }],
+    addresses: ['::1', '::', '0.0.0.0', '192.0.2.1'], reusePort: true, errno: 1,
+  });
+});
+
+t.test('bind warnings: ports from 1024 up need no privilege by default', async (t) => {
+  const W = 'need no privilege while net.ipv4.ip_unprivileged_port_start is 1024 (the default); the broker lets such binds run with the user\'s own rights';
+  t.strictSame(warnings(t, bind(BIND_OK.replace('port = 80', 'port = 80, 443, 8000-8010'))),
+    [`${F}:8: [bind.b] port: ports 8000-8010 ${W}`]);
+  t.strictSame(warnings(t, bind(BIND_OK.replace('port = 80', 'port = 8080'))),
+    [`${F}:8: [bind.b] port: port 8080 needs no privilege while net.ipv4.ip_unprivileged_port_start is 1024 (the default); the broker lets such binds run with the user's own rights`]);
+  t.strictSame(warnings(t, bind(BIND_OK.replace('port = 80', 'port = 1000-1100, 1024, 2000'))),
+    [`${F}:8: [bind.b] port: ports 1024-1100, 1024, 2000 ${W}`]);
+  t.strictSame(warnings(t, bind(BIND_OK.replace('port = 80', 'port = 1-1023'))), []);
+});
+
+t.test('bind: as, missing keys, unknown key', async (t) => {
+  t.equal(error(t, bind(BIND_OK.replace('as = root', 'as = www-data'))),
+    `${F}:5: [bind.b] as: unknown identity "www-data"; only as = root is supported for now`);
+  t.strictSame(errors(t, bind('as = root\n')), [
+    `${F}:4: [bind.b] family: missing; add family = inet, inet6 or both`,
+    `${F}:4: [bind.b] type: missing; add type = stream, dgram or both`,
+    `${F}:4: [bind.b] port: missing; add port = a list of ports 1-65535 and ranges lo-hi`,
+  ]);
+  t.strictSame(errors(t, bind('')), [
+    `${F}:4: [bind.b] as: missing; add as = root`,
+    `${F}:4: [bind.b] family: missing; add family = inet, inet6 or both`,
+    `${F}:4: [bind.b] type: missing; add type = stream, dgram or both`,
+    `${F}:4: [bind.b] port: missing; add port = a list of ports 1-65535 and ranges lo-hi`,
+  ]);
+  t.equal(error(t, bind(BIND_OK + 'protocol = tcp\n')),
+    `${F}:9: [bind.b] protocol: unknown key; use as, family, type, port, address, reuseport or errno`);
+  t.equal(error(t, bind(BIND_OK + 'port = 81\n')), `${F}:9: [bind.b] port: duplicate key (first at line 8); keep one`);
+  t.equal(error(t, bind(BIND_OK.replace('port = 80', 'port ='))), `${F}:8: [bind.b] port: empty value; use a list of ports 1-65535 and ranges lo-hi`);
+});
+
+t.test('bind: family', async (t) => {
+  const bad = (v: string) => errors(t, bind(BIND_OK.replace('family = inet', `family = ${v}`)));
+  t.strictSame(bad('unix'), [
+    `${F}:6: [bind.b] family: unix sockets are never elevated (their address is a path: binding needs no privilege, only access to the directory); use inet, inet6 or both`,
+  ]);
+  t.strictSame(bad('inet, packet, 2'), [
+    `${F}:6: [bind.b] family: unknown family "packet"; use inet, inet6 or both`,
+    `${F}:6: [bind.b] family: unknown family "2"; use inet, inet6 or both`,
+  ]);
+  t.strictSame(bad('inet,,inet6'), [
+    `${F}:6: [bind.b] family: empty family in the list "inet,,inet6"; separate families with single commas`,
+  ]);
+});
+
+t.test('bind: type', async (t) => {
+  const bad = (v: string) => errors(t, bind(BIND_OK.replace('type = stream', `type = ${v}`)));
+  t.strictSame(bad('raw'), [
+    `${F}:7: [bind.b] type: raw sockets have no ports (binding one needs no privilege); use stream, dgram or both`,
+  ]);
+  t.strictSame(bad('stream, seqpacket, 1'), [
+    `${F}:7: [bind.b] type: unknown type "seqpacket"; use stream, dgram or both`,
+    `${F}:7: [bind.b] type: unknown type "1"; use stream, dgram or both`,
+  ]);
+});
+
+t.test('bind: port, every bad item', async (t) => {
+  t.strictSame(errors(t, bind(BIND_OK.replace('port = 80', 'port = 0, 65536, 90-80, http, 0-80, 1-2-3, 080, 99999999999999999999, 80-,'))), [
+    `${F}:8: [bind.b] port: empty port in the list "0, 65536, 90-80, http, 0-80, 1-2-3, 080, 99999999999999999999, 80-,"; separate ports with single commas`,
+    `${F}:8: [bind.b] port: port 0 asks the kernel for any free port, which needs no privilege; use ports 1-65535`,
+    `${F}:8: [bind.b] port: port 65536 does not exist; ports go up to 65535`,
+    `${F}:8: [bind.b] port: range "90-80" runs backwards; write 80-90`,
+    `${F}:8: [bind.b] port: "http" is not a port; use ports 1-65535 and ranges lo-hi (e.g. 8000-8010)`,
+    `${F}:8: [bind.b] port: port 0 asks the kernel for any free port, which needs no privilege; use ports 1-65535`,
+    `${F}:8: [bind.b] port: "1-2-3" is not a port; use ports 1-65535 and ranges lo-hi (e.g. 8000-8010)`,
+    `${F}:8: [bind.b] port: "080" is not a port; use ports 1-65535 and ranges lo-hi (e.g. 8000-8010)`,
+    `${F}:8: [bind.b] port: port 99999999999999999999 does not exist; ports go up to 65535`,
+    `${F}:8: [bind.b] port: "" is not a port; use ports 1-65535 and ranges lo-hi (e.g. 8000-8010)`,
+  ]);
+});
+
+t.test('bind: address', async (t) => {
+  const withAddress = (family: string, address: string) =>
+    bind(BIND_OK.replace('family = inet', `family = ${family}`) + `address = ${address}\n`);
+  t.strictSame(errors(t, withAddress('inet, inet6', 'localhost, fe80::1%eth0, [::1], 127.1, 127.0.0.1, ::1')), [
+    `${F}:9: [bind.b] address: "localhost" is not an IPv4 or IPv6 address; write literals, e.g. 127.0.0.1 or ::1 (no host names)`,
+    `${F}:9: [bind.b] address: "fe80::1%eth0" names a scope (%eth0); write the address alone`,
+    `${F}:9: [bind.b] address: "[::1]" is not an IPv4 or IPv6 address; write literals, e.g. 127.0.0.1 or ::1 (no host names)`,
+    `${F}:9: [bind.b] address: "127.1" is not an IPv4 or IPv6 address; write literals, e.g. 127.0.0.1 or ::1 (no host names)`,
+  ]);
+  t.strictSame(errors(t, withAddress('inet', '127.0.0.1, ::1')), [
+    `${F}:9: [bind.b] address: ::1 is an inet6 address but family is inet only; add inet6 to family or remove the address`,
+  ], 'an address of a family that is not listed');
+  t.strictSame(errors(t, withAddress('inet', '::0001')), [
+    `${F}:9: [bind.b] address: ::1 is an inet6 address but family is inet only; add inet6 to family or remove the address`,
+    `${F}:9: [bind.b] address: lists no inet address, so every inet bind would be refused; add one (0.0.0.0 for the wildcard) or remove inet from family`,
+  ], 'only the other family');
+  t.strictSame(errors(t, withAddress('inet6', '0.0.0.0')), [
+    `${F}:9: [bind.b] address: 0.0.0.0 is an inet address but family is inet6 only; add inet to family or remove the address`,
+    `${F}:9: [bind.b] address: lists no inet6 address, so every inet6 bind would be refused; add one (:: for the wildcard) or remove inet6 from family`,
+  ]);
+  t.strictSame(errors(t, withAddress('inet, inet6', '127.0.0.1')), [
+    `${F}:9: [bind.b] address: lists no inet6 address, so every inet6 bind would be refused; add one (:: for the wildcard) or remove inet6 from family`,
+  ], 'a listed family without an address');
+  t.strictSame(errors(t, withAddress('inet, unix', '::1')), [
+    `${F}:6: [bind.b] family: unix sockets are never elevated (their address is a path: binding needs no privilege, only access to the directory); use inet, inet6 or both`,
+  ], 'no family check while family is wrong');
+});
+
+t.test('bind: reuseport and errno values', async (t) => {
+  t.equal(error(t, bind(BIND_OK + 'reuseport = yes\n')), `${F}:9: [bind.b] reuseport: unknown value "yes"; use allow or deny`);
+  t.equal(error(t, bind(BIND_OK + 'errno = EADDRINUSE\n')),
+    `${F}:9: [bind.b] errno: EADDRINUSE does not say "refused"; use one of EPERM, EACCES, ENOSYS, EINVAL, EAFNOSUPPORT, EPROTONOSUPPORT, ESOCKTNOSUPPORT, EOPNOTSUPP`);
+});
+
+t.test('bind: rule names and repeated sections', async (t) => {
+  t.equal(error(t, WEB + '[bind.Http]\n' + BIND_OK),
+    `${F}:4: [bind.Http]: invalid rule name "Http"; use lowercase letters, digits, "_" and "-", starting with a letter or digit`);
+  t.equal(error(t, WEB + '[bind.]\n' + BIND_OK),
+    `${F}:4: [bind.]: invalid rule name ""; use lowercase letters, digits, "_" and "-", starting with a letter or digit`);
+  t.strictSame(errors(t, bind(BIND_OK) + '[bind.b]\nport = 0\n'), [
+    `${F}:9: [bind.b]: duplicate section (first at line 4); merge the two into one`,
+    `${F}:10: [bind.b] port: port 0 asks the kernel for any free port, which needs no privilege; use ports 1-65535`,
+  ]);
+});
+
+t.test('bind sections may overlap, but not with different errnos', async (t) => {
+  const a = '[bind.a]\nas = root\nfamily = inet, inet6\ntype = stream\nport = 80\naddress = 127.0.0.1, ::1\n';
+  const b = (family: string, type: string, errno: string) =>
+    `[bind.c]\nas = root\nfamily = ${family}\ntype = ${type}\nport = 80-90\n${errno ? `errno = ${errno}\n` : ''}`;
+  t.equal(program(t, WEB + a + b('inet', 'stream', '')).calls.length, 2, 'same errno (the default): fine');
+  t.equal(program(t, WEB + a + b('inet', 'dgram', 'EPERM')).calls.length, 2, 'other type: fine');
+  t.equal(program(t, WEB + a.replace('inet, inet6', 'inet6').replace('127.0.0.1, ', '') + b('inet', 'stream', 'EPERM')).calls.length,
+    2, 'other family: fine');
+  t.equal(error(t, WEB + a + b('inet6', 'dgram, stream', 'EPERM')),
+    `${F}:10: [bind.c]: refuses with EPERM but [bind.a] (line 4), which also covers inet6 stream binds, with EACCES; give both the same errno`);
+});
+
+// ---- [setsockopt.NAME] -----------------------------------------------------------------
+
+const opt = (body: string) => `${WEB}[setsockopt.o]\n${body}`;
+const MARK = 'as = root\noption = SO_MARK\nvalue = 1\n';
+
+t.test('a daemon that needs SO_MARK gives the exact model', async (t) => {
+  const p = program(t, WEB + [
+    '',
+    '[setsockopt.mark]',                      // 5
+    'as = root',
+    'option = SO_MARK',
+    'value = 1-100, 200, 0x10000',
+    'errno = EPERM',
+  ].join('\n'));
+  t.strictSame(p.calls, [{
+    kind: 'setsockopt', name: 'mark', at: { file: F, line: 5, section: 'setsockopt.mark' },
+    level: 1, option: 36, optionName: 'SO_MARK',
+    values: [{ from: 1, to: 100 }, { from: 200, to: 200 }, { from: 0x10000, to: 0x10000 }],
+    interfaces: undefined, errno: 1,
+  }]);
+});
+
+t.test('every privileged option, with its level', async (t) => {
+  const p = program(t, WEB
+    + '[setsockopt.dev]\nas = root\noption = SO_BINDTODEVICE\ninterface = eth0, lo, eth0, wg-vpn.1\n'
+    + '[setsockopt.prio]\nas = root\noption = SO_PRIORITY\nvalue = 0-10\n'
+    + '[setsockopt.rcv]\nas = root\noption = SO_RCVBUFFORCE\nvalue = 0-0xffffffff\nerrno = EACCES\n'
+    + '[setsockopt.snd]\nas = root\noption = SO_SNDBUFFORCE\nvalue = 4294967295\n'
+    + '[setsockopt.tp]\nas = root\noption = IP_TRANSPARENT\nvalue = 1\n'
+    + '[setsockopt.tp6]\nas = root\noption = IPV6_TRANSPARENT\nvalue = 0, 1\n');
+  t.strictSame(p.calls.map((c) => c.kind === 'setsockopt' && [c.name, c.level, c.option, c.optionName, c.values, c.interfaces, c.errno]), [
+    ['dev', 1, 25, 'SO_BINDTODEVICE', undefined, ['eth0', 'lo', 'wg-vpn.1'], 1],
+    ['prio', 1, 12, 'SO_PRIORITY', [{ from: 0, to: 10 }], undefined, 1],
+    ['rcv', 1, 33, 'SO_RCVBUFFORCE', [{ from: 0, to: 0xffffffff }], undefined, 13],
+    ['snd', 1, 32, 'SO_SNDBUFFORCE', [{ from: 4294967295, to: 4294967295 }], undefined, 1],
+    ['tp', 0, 19, 'IP_TRANSPARENT', [{ from: 1, to: 1 }], undefined, 1],
+    ['tp6', 41, 75, 'IPV6_TRANSPARENT', [{ from: 0, to: 0 }, { from: 1, to: 1 }], undefined, 1],
+  ]);
+});
+
+t.test('setsockopt warnings: values that need no privilege are harmless but grant nothing', async (t) => {
+  t.strictSame(warnings(t, opt('as = root\noption = SO_PRIORITY\nvalue = 0-6\n')), [
+    `${F}:7: [setsockopt.o] value: SO_PRIORITY 0-6 needs no privilege, so this section grants nothing the program cannot do itself`,
+  ]);
+  t.strictSame(warnings(t, opt('as = root\noption = SO_PRIORITY\nvalue = 0-7\n')), [], '7 needs privilege');
+  t.strictSame(warnings(t, opt('as = root\noption = IPV6_TRANSPARENT\nvalue = 0\n')), [
+    `${F}:7: [setsockopt.o] value: turning IPV6_TRANSPARENT off needs no privilege, so this section grants nothing the program cannot do itself`,
+  ]);
+});
+
+t.test('setsockopt: as, missing keys, unknown key', async (t) => {
+  t.equal(error(t, opt(MARK.replace('as = root', 'as = nobody'))),
+    `${F}:5: [setsockopt.o] as: unknown identity "nobody"; only as = root is supported for now`);
+  t.strictSame(errors(t, opt('')), [
+    `${F}:4: [setsockopt.o] as: missing; add as = root`,
+    `${F}:4: [setsockopt.o] option: missing; add option = SO_MARK, SO_PRIORITY, SO_BINDTODEVICE, SO_RCVBUFFORCE, SO_SNDBUFFORCE, IP_TRANSPARENT or IPV6_TRANSPARENT`,
+  ], 'value and interface follow from the option');
+  t.equal(error(t, opt('as = root\noption = SO_MARK\n')),
+    `${F}:4: [setsockopt.o] value: missing; add value = a list of numbers 0-4294967295 and ranges lo-hi`);
+  t.equal(error(t, opt('as = root\noption = IP_TRANSPARENT\n')),
+    `${F}:4: [setsockopt.o] value: missing; add value = 1 (on), 0 (off) or 0, 1`);
+  t.equal(error(t, opt('as = root\noption = SO_BINDTODEVICE\n')),
+    `${F}:4: [setsockopt.o] interface: missing; add interface = a list of interface names`);
+  t.equal(error(t, opt(MARK + 'level = SOL_SOCKET\n')),
+    `${F}:8: [setsockopt.o] level: unknown key; use as, option, value, interface or errno`);
+  t.equal(error(t, opt(MARK.replace('value = 1', 'value ='))),
+    `${F}:7: [setsockopt.o] value: empty value; use a list of numbers 0-4294967295 and ranges lo-hi`);
+  t.equal(error(t, opt('as = root\noption = IP_TRANSPARENT\nvalue =\n')),
+    `${F}:7: [setsockopt.o] value: empty value; use 1 (on), 0 (off) or 0, 1`);
+});
+
+t.test('setsockopt: option', async (t) => {
+  const bad = (option: string) => error(t, opt(MARK.replace('SO_MARK', option)));
+  const CHOICES = 'SO_MARK, SO_PRIORITY, SO_BINDTODEVICE, SO_RCVBUFFORCE, SO_SNDBUFFORCE, IP_TRANSPARENT or IPV6_TRANSPARENT';
+  t.equal(bad('so_mark'), `${F}:6: [setsockopt.o] option: option names are written in capitals; write SO_MARK`);
+  t.equal(bad('so_reuseaddr'), `${F}:6: [setsockopt.o] option: option names are written in capitals; write SO_REUSEADDR`);
+  t.equal(bad('SO_REUSEADDR'),
+    `${F}:6: [setsockopt.o] option: SO_REUSEADDR needs no privilege: the program sets it with its own rights; remove this section`);
+  t.equal(bad('IPV6_V6ONLY'),
+    `${F}:6: [setsockopt.o] option: IPV6_V6ONLY needs no privilege: the program sets it with its own rights; remove this section`);
+  t.equal(bad('SO_RCVBUF'),
+    `${F}:6: [setsockopt.o] option: SO_RCVBUF needs no privilege (the kernel caps it at net.core.rmem_max); SO_RCVBUFFORCE goes beyond the cap`);
+  t.equal(bad('SO_REUSEPORT'),
+    `${F}:6: [setsockopt.o] option: SO_REUSEPORT needs no privilege; to let a brokered bind join a port group, set reuseport = allow in its [bind.NAME] section`);
+  t.equal(bad('IP_HDRINCL'),
+    `${F}:6: [setsockopt.o] option: IP_HDRINCL needs no privilege of its own; on a brokered raw socket, header-included = allow in its [socket.NAME] section grants it`);
+  t.equal(bad('SO_BINDTOIFINDEX'),
+    `${F}:6: [setsockopt.o] option: SO_BINDTOIFINDEX is not supported (an index names a different interface in each network namespace); use SO_BINDTODEVICE with interface = NAME`);
+  t.equal(bad('SO_DEBUG'), `${F}:6: [setsockopt.o] option: SO_DEBUG is not supported in rules; use ${CHOICES}`);
+  t.equal(bad('SO_FOO'), `${F}:6: [setsockopt.o] option: unknown option "SO_FOO"; use ${CHOICES}`);
+  t.equal(bad('36'), `${F}:6: [setsockopt.o] option: unknown option "36"; use ${CHOICES}`);
+});
+
+t.test('setsockopt: value, every bad item', async (t) => {
+  t.strictSame(errors(t, opt(MARK.replace('value = 1', 'value = x, -1, 4294967296, 0x100000000, 9-1, 0x10-0x1, 1e3, 010, ,'))), [
+    `${F}:7: [setsockopt.o] value: empty value in the list "x, -1, 4294967296, 0x100000000, 9-1, 0x10-0x1, 1e3, 010, ,"; separate values with single commas`,
+    `${F}:7: [setsockopt.o] value: "x" is not a number; use numbers 0-4294967295 (decimal, or hex with 0x) and ranges lo-hi`,
+    `${F}:7: [setsockopt.o] value: "" is not a number; use numbers 0-4294967295 (decimal, or hex with 0x) and ranges lo-hi`,
+    `${F}:7: [setsockopt.o] value: 4294967296 is out of range; values go up to 4294967295 (0xffffffff)`,
+    `${F}:7: [setsockopt.o] value: 0x100000000 is out of range; values go up to 4294967295 (0xffffffff)`,
+    `${F}:7: [setsockopt.o] value: range "9-1" runs backwards; write 1-9`,
+    `${F}:7: [setsockopt.o] value: range "0x10-0x1" runs backwards; write 0x1-0x10`,
+    `${F}:7: [setsockopt.o] value: "1e3" is not a number; use numbers 0-4294967295 (decimal, or hex with 0x) and ranges lo-hi`,
+    `${F}:7: [setsockopt.o] value: "010" is not a number; use numbers 0-4294967295 (decimal, or hex with 0x) and ranges lo-hi`,
+  ]);
+});
+
+t.test('setsockopt: on/off options take 0 and 1 only', async (t) => {
+  t.strictSame(errors(t, opt('as = root\noption = IP_TRANSPARENT\nvalue = 1, 2, 0-5\n')), [
+    `${F}:7: [setsockopt.o] value: 2 is neither on nor off; IP_TRANSPARENT takes value = 1 (on), 0 (off) or 0, 1`,
+    `${F}:7: [setsockopt.o] value: 0-5 is neither on nor off; IP_TRANSPARENT takes value = 1 (on), 0 (off) or 0, 1`,
+  ]);
+  t.match(program(t, opt('as = root\noption = IP_TRANSPARENT\nvalue = 0-1\n')).calls[0], { values: [{ from: 0, to: 1 }] });
+});
+
+t.test('setsockopt: interface, for SO_BINDTODEVICE only', async (t) => {
+  t.strictSame(errors(t, opt('as = root\noption = SO_BINDTODEVICE\ninterface = abcdefghijklmnop, abcdefghijklmno, ., .., a/b, eth0:1, a b, ééééééééx\n')), [
+    `${F}:7: [setsockopt.o] interface: "abcdefghijklmnop" is longer than 15 bytes, the most an interface name holds`,
+    `${F}:7: [setsockopt.o] interface: "." is not an interface name; names hold no "/", ":" or white space and are not "." or ".."`,
+    `${F}:7: [setsockopt.o] interface: ".." is not an interface name; names hold no "/", ":" or white space and are not "." or ".."`,
+    `${F}:7: [setsockopt.o] interface: "a/b" is not an interface name; names hold no "/", ":" or white space and are not "." or ".."`,
+    `${F}:7: [setsockopt.o] interface: "eth0:1" is not an interface name; names hold no "/", ":" or white space and are not "." or ".."`,
+    `${F}:7: [setsockopt.o] interface: "a b" is not an interface name; names hold no "/", ":" or white space and are not "." or ".."`,
+    `${F}:7: [setsockopt.o] interface: "ééééééééx" is longer than 15 bytes, the most an interface name holds`,
+  ], 'IFNAMSIZ counts bytes, not characters');
+  t.equal(error(t, opt('as = root\noption = SO_BINDTODEVICE\ninterface = eth0\nvalue = 1\n')),
+    `${F}:8: [setsockopt.o] value: SO_BINDTODEVICE takes interface names, not numbers; write interface = a list of names (e.g. eth0) instead`);
+  t.strictSame(errors(t, opt('as = root\noption = SO_BINDTODEVICE\nvalue = 1\n')), [
+    `${F}:4: [setsockopt.o] interface: missing; add interface = a list of interface names`,
+    `${F}:7: [setsockopt.o] value: SO_BINDTODEVICE takes interface names, not numbers; write interface = a list of names (e.g. eth0) instead`,
+  ]);
+  t.equal(error(t, opt(MARK + 'interface = eth0\n')),
+    `${F}:8: [setsockopt.o] interface: only SO_BINDTODEVICE takes interface names; SO_MARK takes value = a list of numbers 0-4294967295 and ranges lo-hi`);
+  t.equal(error(t, opt('as = root\noption = IPV6_TRANSPARENT\nvalue = 1\ninterface = lo\n')),
+    `${F}:8: [setsockopt.o] interface: only SO_BINDTODEVICE takes interface names; IPV6_TRANSPARENT takes value = 1 (on), 0 (off) or 0, 1`);
+  t.strictSame(errors(t, opt('as = root\noption = SO_FOO\nvalue = x\ninterface = a/b\n')), [
+    `${F}:6: [setsockopt.o] option: unknown option "SO_FOO"; use SO_MARK, SO_PRIORITY, SO_BINDTODEVICE, SO_RCVBUFFORCE, SO_SNDBUFFORCE, IP_TRANSPARENT or IPV6_TRANSPARENT`,
+    `${F}:7: [setsockopt.o] value: "x" is not a number; use numbers 0-4294967295 (decimal, or hex with 0x) and ranges lo-hi`,
+    `${F}:8: [setsockopt.o] interface: "a/b" is not an interface name; names hold no "/", ":" or white space and are not "." or ".."`,
+  ], 'with a bad option, value and interface are still checked on their own');
+});
+
+t.test('setsockopt: errno', async (t) => {
+  t.equal(error(t, opt(MARK + 'errno = EAGAIN\n')),
+    `${F}:8: [setsockopt.o] errno: EAGAIN does not say "refused"; use one of EPERM, EACCES, ENOSYS, EINVAL, EAFNOSUPPORT, EPROTONOSUPPORT, ESOCKTNOSUPPORT, EOPNOTSUPP`);
+});
+
+t.test('two sections for the same option', async (t) => {
+  t.equal(error(t, opt(MARK) + '[setsockopt.again]\nas = root\noption = SO_MARK\nvalue = 2\n'),
+    `${F}:8: [setsockopt.again]: sets the same option as [setsockopt.o] (line 4); merge their values into one section`);
+  t.equal(program(t, opt(MARK) + '[setsockopt.prio]\nas = root\noption = SO_PRIORITY\nvalue = 2\n').calls.length, 2);
+});
+
+t.test('socket, bind and setsockopt sections in one file; every error of a file', async (t) => {
+  t.strictSame(program(t, PROGRAM + ICMP + bind(BIND_OK).slice(WEB.length) + opt(MARK).slice(WEB.length)).calls
+    .map((c) => [c.kind, c.name, c.at.line]), [['socket', 'icmp', 4], ['bind', 'b', 9], ['setsockopt', 'o', 14]]);
+  t.strictSame(errors(t, [
+    '[program]',                 // 1
+    'path = /usr/sbin/nginx',    // 2
+    'users = www-data',          // 3
+    '[bind.http]',               // 4
+    'as = root',                 // 5
+    'family = inet, unix',       // 6
+    'type = stream',             // 7
+    'port = 80, 0',              // 8
+    'address = 127.0.0.1',       // 9
+    '[setsockopt.mark]',         // 10
+    'as = root',                 // 11
+    'option = SO_MARK',          // 12
+    'interface = eth0',          // 13
+    '[setsockopt.prio]',         // 14
+    'option = SO_PRIORITY',      // 15
+    'value = 7',                 // 16
+    'colour = red',              // 17
+  ].join('\n')), [
+    `${F}:6: [bind.http] family: unix sockets are never elevated (their address is a path: binding needs no privilege, only access to the directory); use inet, inet6 or both`,
+    `${F}:8: [bind.http] port: port 0 asks the kernel for any free port, which needs no privilege; use ports 1-65535`,
+    `${F}:10: [setsockopt.mark] value: missing; add value = a list of numbers 0-4294967295 and ranges lo-hi`,
+    `${F}:13: [setsockopt.mark] interface: only SO_BINDTODEVICE takes interface names; SO_MARK takes value = a list of numbers 0-4294967295 and ranges lo-hi`,
+    `${F}:14: [setsockopt.prio] as: missing; add as = root`,
+    `${F}:17: [setsockopt.prio] colour: unknown key; use as, option, value, interface or errno`,
   ]);
 });
 
@@ -431,6 +819,6 @@ t.test('matching programs, users, groups and sockets', async (t) => {
   t.equal(matchSocket(ping, 10, 3, 58), undefined);
   t.equal(matchSocket(ping, 17, 3, 0x0300)?.name, 'all', 'packet: network order, as socket(2) gets it');
   t.equal(matchSocket(ping, 17, 3, 3), undefined);
-  t.equal(socketProtocolArg(ping.calls[1]), 0x0300);
-  t.equal(socketProtocolArg(ping.calls[0]), 1);
+  t.equal(socketProtocolArg(sockets(ping)[1]), 0x0300);
+  t.equal(socketProtocolArg(sockets(ping)[0]), 1);
 });

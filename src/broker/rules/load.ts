@@ -203,29 +203,33 @@ function addProgram(program: ProgramRule, rules: RuleSet, errors: RuleError[]): 
     `path ${program.path} already has a rule in ${first.file}:${first.at.line}; keep one rule per program`));
 }
 
-function loadFile(dirFd: number, name: string, where: string, rules: RuleSet, errors: RuleError[]): void {
-  const text = readRuleFile(dirFd, name, where, errors);
+interface Found { errors: RuleError[]; warnings: RuleError[] }
+
+function loadFile(dirFd: number, name: string, where: string, rules: RuleSet, found: Found): void {
+  const text = readRuleFile(dirFd, name, where, found.errors);
   if (text === undefined) return;
-  const { program, errors: found } = parseRuleFile(where, text);
-  errors.push(...found);
-  if (program) addProgram(program, rules, errors);
+  const { program, errors, warnings } = parseRuleFile(where, text);
+  found.errors.push(...errors);
+  found.warnings.push(...warnings);
+  if (program) addProgram(program, rules, found.errors);
 }
 
 /**
  * Loads every *.conf file of dir. Errors name the file (and line) and say
  * what would be right; with any error, the caller must not use the rules
- * (rules holds what did load, for `check` to report on).
+ * (rules holds what did load, for `check` to report on). Warnings are
+ * for the admin only: a rule that is valid but probably not what was meant.
  */
-export function loadRules(dir: string): { rules: RuleSet; errors: RuleError[] } {
+export function loadRules(dir: string): { rules: RuleSet; errors: RuleError[]; warnings: RuleError[] } {
   const abs = posix.resolve(dir);
   const rules: RuleSet = { dir: abs, files: [], programs: new Map() };
-  const errors: RuleError[] = [];
-  const fd = openRulesDir(abs, errors);
-  if (fd === undefined) return { rules, errors };
+  const found: Found = { errors: [], warnings: [] };
+  const fd = openRulesDir(abs, found.errors);
+  if (fd === undefined) return { rules, ...found };
   try {
-    for (const name of ruleFileNames(fd)) loadFile(fd, name, posix.join(abs, name), rules, errors);
+    for (const name of ruleFileNames(fd)) loadFile(fd, name, posix.join(abs, name), rules, found);
   } finally {
     closeSync(fd);
   }
-  return { rules, errors };
+  return { rules, ...found };
 }

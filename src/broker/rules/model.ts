@@ -25,7 +25,57 @@ export interface SocketRule {
   errno: number;
 }
 
-export type CallRule = SocketRule;
+/** An inclusive range of numbers: a port range, or values of an option. */
+export interface Range {
+  from: number;
+  to: number;              // >= from; a single number is { from: n, to: n }
+}
+
+/**
+ * `[bind.NAME]`: bind() of the program's own inet/inet6 socket to a
+ * privileged port, performed as root. Sections may overlap: the first that
+ * matches a bind decides (with its reusePort), in file order.
+ */
+export interface BindRule {
+  kind: 'bind';
+  name: string;            // NAME of [bind.NAME]
+  at: Location;            // the section header
+  families: number[];      // AF_INET and/or AF_INET6, as written, no repeats
+  types: number[];         // SOCK_STREAM and/or SOCK_DGRAM, as written, no repeats
+  ports: Range[];          // as written, within 1-65535
+  /**
+   * Canonical address texts (names.ts canonicalAddress) the socket may be
+   * bound to; 0.0.0.0 and :: stand for the wildcard bind only. undefined:
+   * any address, the wildcard included. Every listed family has one.
+   */
+  addresses: string[] | undefined;
+  /** A socket with SO_REUSEPORT set (joining a port group) may be bound. */
+  reusePort: boolean;
+  /** errno for a refused bind (default EACCES, bind's own answer). */
+  errno: number;
+}
+
+/**
+ * `[setsockopt.NAME]`: setsockopt() of an option that needs privilege,
+ * performed as root on the program's socket. At most one section per
+ * (level, option) in a file.
+ */
+export interface SetsockoptRule {
+  kind: 'setsockopt';
+  name: string;            // NAME of [setsockopt.NAME]
+  at: Location;            // the section header
+  level: number;           // SOL_SOCKET, SOL_IP or SOL_IPV6, following from the option
+  option: number;          // SO_MARK, ...
+  optionName: string;      // 'SO_MARK', ...
+  /** Allowed values, as written (0 and 1 for on/off options); undefined for SO_BINDTODEVICE. */
+  values: Range[] | undefined;
+  /** SO_BINDTODEVICE only: allowed interface names, as written, no repeats. */
+  interfaces: string[] | undefined;
+  /** errno for a refused call (default EPERM). */
+  errno: number;
+}
+
+export type CallRule = SocketRule | BindRule | SetsockoptRule;
 
 /** One `[program]` with its call rules: one .conf file. */
 export interface ProgramRule {
