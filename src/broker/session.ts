@@ -11,13 +11,17 @@
  *    the binary it opened itself, never with the client's words;
  *  - tie the program to the session: when the client goes away the program
  *    gets SIGHUP, then SIGKILL after a grace period; when the program ends
- *    its listener is closed, so surviving children hold no elevated call.
+ *    its listener is closed, so surviving children hold no elevated call;
+ *  - count every fd it receives against the user's fd quota until its
+ *    close has returned, and close a connection that stays in phase `new`
+ *    past the idle time (quota.ts);
+ *  - never touch a client's fd in a way that can block the loop: the cwd's
+ *    type comes from cached attributes (fileTypeCached), never fstat.
  */
-import { fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import {
-  MSG_NOSIGNAL, SysError, closeOffLoop, closeQuietly, getgrnamGid, pidfdOpen, pidfdSendSignal, recvmsg, sendmsg,
+  MSG_NOSIGNAL, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal, recvmsg, sendmsg,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
@@ -33,7 +37,10 @@ import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
 import { findProgram, mayRun } from './rules/match.js';
 import { buildFilter } from './seccomp/filter.js';
+import type { MemoryReader } from './seccomp/memread.js';
 import { Supervisor } from './seccomp/supervisor.js';
+import type { Limits, UserQuota } from './quota.js';
+import { RefusalLimiter, type RefusalFields } from './refusals.js';
 
 /** What every session shares: the broker's state, never the client's. */
 export interface BrokerContext {
@@ -41,13 +48,16 @@ export interface BrokerContext {
   audit: Audit;
   execGid: number;
   log(message: string): void;
+  /** Per-user caps, idle time, refusal limits, read deadline. */
+  limits: Readonly<Limits>;
+  /** Reads of programs' memory, on the thread pool. */
+  reader: MemoryReader;
   /** The session ended and released everything. */
   ended(session: Session): void;
 }
 
 const HANGUP_GRACE_MS = 2000;
 const SCM_MAX_FD = 253;
-const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
 let lastId = 0;
@@ -68,9 +78,21 @@ export class Session {
   private killTimer?: NodeJS.Timeout;
   private binary?: { dev: number; ino: number };
   private argv: string[] = [];
+  private idleTimer?: NodeJS.Timeout;
+  private killReason?: string;
+  private readonly refusals: RefusalLimiter;
 
-  constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext) {
+  /** `quota`: the user's counts, with this session already counted in them (Server.admit). */
+  constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext, private readonly quota: UserQuota) {
+    const { limits } = ctx;
+    this.refusals = new RefusalLimiter(limits.refusalsLogged, limits.refusalLimit,
+      (fields) => this.audit('refuse', fields), (why) => this.kill(why));
     this.conn = new FdWatch(connFd, READABLE, () => this.onClientReadable());
+    // A connection that never asks holds a session of the user's quota.
+    this.idleTimer = setTimeout(() => {
+      if (this.phase === 'new' && !this.clientGone) this.reject(`no request within ${limits.idleMs / 1000} s`);
+    }, limits.idleMs);
+    this.idleTimer.unref();
   }
 
   /** Identity fields every record of this session carries. */
@@ -97,6 +119,13 @@ export class Session {
     }
     if (!got) return;
     if (got.data.length === 0 && got.fds.length === 0) return this.onClientGone('client closed the connection');
+    // Held from now until their closes return, whatever becomes of the message.
+    this.quota.holdFds(got.fds.length);
+    const over = this.quota.fdsOver();
+    if (over) {
+      this.closeClientFds(got.fds);
+      return this.refuseQuota(over);
+    }
     try {
       if (got.truncated) throw new ProtocolError(`message longer than ${MAX_MESSAGE} bytes`);
       if (got.ctruncated) throw new ProtocolError('too many fds');
@@ -105,9 +134,9 @@ export class Session {
       if (!row.phases.includes(this.phase)) throw new ProtocolError(`${message.type} is not allowed now (${this.phase})`);
       if (got.fds.length !== row.fds) throw new ProtocolError(`${message.type} takes ${row.fds} fds, got ${got.fds.length}`);
       const kept = row.handle(this, message, got.fds);
-      if (!kept) got.fds.forEach(closeOffLoop);
+      if (!kept) this.closeClientFds(got.fds);
     } catch (e) {
-      got.fds.forEach(closeOffLoop);
+      this.closeClientFds(got.fds);
       if (!(e instanceof ProtocolError)) this.ctx.log(`session ${this.id}: ${(e as Error).stack}`);
       this.reject(e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`);
     }
@@ -122,6 +151,18 @@ export class Session {
     }
   }
 
+  /** Close fds a client passed, on the thread pool; each leaves the user's count when its close returns. */
+  private closeClientFds(fds: number[]): void {
+    for (const fd of fds) closeOffLoopThen(fd, () => this.quota.releaseFds(1));
+  }
+
+  /** Over one of the user's caps: a clear answer, a record, and this client ends. */
+  private refuseQuota(reason: string): void {
+    this.ctx.audit.record('client-rejected', { ...this.who(), pid: this.client.pid, reason });
+    this.send({ v: 1, type: 'refused', reason });
+    this.onClientGone(reason);
+  }
+
   /** A malformed or out-of-phase message: end this client only. */
   private reject(reason: string): void {
     this.ctx.audit.record('client-rejected', { ...this.who(), pid: this.client.pid, reason });
@@ -132,6 +173,7 @@ export class Session {
   private onClientGone(reason: string): void {
     if (this.clientGone) return;
     this.clientGone = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     // Off the loop: fds still queued on the connection are released by its close.
     this.conn.close(true);
     if (this.programPidfd >= 0) {
@@ -154,7 +196,14 @@ export class Session {
       return this.refuseRun(req.path, `no rule lets ${name} run ${req.path}`, fds);
     }
     this.rule = rule;
-    if ((fstatSync(cwd).mode & S_IFMT) !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
+    let cwdType: number;
+    try {
+      cwdType = fileTypeCached(cwd);
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      throw new ProtocolError(`cannot inspect the cwd fd: ${e.message}`);
+    }
+    if (cwdType !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
     let binaryFd = -1, netnsFd = -1;
     try {
       const context = clientContext(this.client);
@@ -178,14 +227,14 @@ export class Session {
       closeQuietly(binaryFd);
       closeQuietly(netnsFd);
     }
-    fds.forEach(closeOffLoop);
+    this.closeClientFds(fds);
     return true;
   }
 
   private refuseRun(path: string, reason: string, fds: number[]): boolean {
     this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined });
     this.send({ v: 1, type: 'refused', reason });
-    fds.forEach(closeOffLoop);
+    this.closeClientFds(fds);
     this.onClientGone('refused');
     return true;
   }
@@ -193,6 +242,18 @@ export class Session {
   signal(req: SignalRequest): boolean {
     this.signalProgram(osConstants.signals[req.signal]);
     return false;
+  }
+
+  /**
+   * End the session's program now: it overran a deadline or a limit. The
+   * exit record says why. (For now SIGKILL through the program's pidfd;
+   * with a cgroup per session, the whole cgroup.)
+   */
+  kill(reason: string): void {
+    if (this.killReason !== undefined || this.programPidfd < 0) return;
+    this.killReason = reason;
+    this.ctx.log(`session ${this.id}: killing pid ${this.child?.pid}: ${reason}`);
+    this.signalProgram(osConstants.signals.SIGKILL);
   }
 
   private signalProgram(signal: number): void {
@@ -208,6 +269,7 @@ export class Session {
 
   private started(child: ChildProcess, control: number, req: RunRequest): void {
     this.phase = 'launching';
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.argv = req.argv;
     child.on('error', (e) => this.ctx.log(`session ${this.id}: launcher: ${e.message}`));
     if (child.pid === undefined) {
@@ -276,7 +338,12 @@ export class Session {
       program: rule,
       binary: this.binary!,
       launcherPid: this.child!.pid!,
-      audit: (event: 'grant' | 'refuse', fields: Record<string, unknown>) => this.audit(event, fields),
+      quota: this.quota,
+      reader: this.ctx.reader,
+      audit: (event: 'grant', fields: Record<string, unknown>) => this.audit(event, fields),
+      refuse: (fields: RefusalFields, always = false) => (always ? this.audit('refuse', fields) : this.refusals.record(fields)),
+      refusalDetailed: () => this.refusals.detailed,
+      kill: (reason: string) => this.kill(reason),
       log: (m: string) => this.ctx.log(`session ${this.id}: ${m}`),
     };
   }
@@ -295,6 +362,7 @@ export class Session {
   private onExit(code: number | null, signal: NodeJS.Signals | null, req: RunRequest): void {
     this.onControl(); // the exec's end of file may still be queued
     this.closeSupervisor();
+    this.refusals.close(); // summaries before the exit record
     if (this.killTimer) clearTimeout(this.killTimer);
     closeQuietly(this.programPidfd);
     this.programPidfd = -1;
@@ -305,7 +373,7 @@ export class Session {
       this.send({ v: 1, type: 'refused', reason: `the broker could not start ${req.path}: ${why}` });
     } else {
       const status = code ?? 128 + (signal ? osConstants.signals[signal] : 0);
-      this.audit('exit', { pid, code, signal, status });
+      this.audit('exit', { pid, code, signal, status, killed: this.killReason });
       this.send({ v: 1, type: 'exit', code, signal });
     }
     this.phase = 'ended';
@@ -325,6 +393,8 @@ export class Session {
     this.control?.close();
     this.control = undefined;
     closeQuietly(this.client.pidfd);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.refusals.close();
     this.phase = 'gone';
     this.ctx.ended(this);
   }
