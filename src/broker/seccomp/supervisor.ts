@@ -202,7 +202,9 @@ export class Supervisor {
   }
 
   private refuse(n: Notification, call: { name: string; args?: unknown }, errno: number, reason: string, rule?: { at: { file: string; section: string } }): void {
-    this.prog.refuse({ pid: n.pid, rule: rule ? ruleRef(rule) : undefined, call, errno: errnoName(errno), reason });
+    // errnoName(11) is its alias EWOULDBLOCK; the quota's errno reads better by its usual name.
+    const name = errno === EAGAIN ? 'EAGAIN' : errnoName(errno);
+    this.prog.refuse({ pid: n.pid, rule: rule ? ruleRef(rule) : undefined, call, errno: name, reason });
     fail(this.listener, n.id, errno);
   }
 
