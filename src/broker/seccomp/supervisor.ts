@@ -395,6 +395,9 @@ export class Supervisor {
       if (optlen > 256) { fail(this.listener, n.id, EINVAL); return; }
       // Acting on our own copy of the fd and of the value: whatever the
       // program does to its fd table or memory now changes nothing here.
+      // The options trapped (WIDENING_OPTIONS) are set without the socket
+      // lock since Linux 6.6 (inet_assign_bit), so a program thread
+      // sleeping in sendmsg with the lock owned cannot make this wait.
       const act = (value: Buffer): void => {
         const errno = setsockoptRaw(fd, level, name, value);
         if (rule) this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: errno ? -1 : 0, errno: errno ? errnoName(errno) : undefined });
