@@ -6,26 +6,43 @@
  *
  *   stx-launch --uid N --gid N --exec-gid N --groups G1,G2,... --umask OCTAL
  *              [--rlimit NAME=SOFT:HARD]... [--env NAME=VALUE]...
+ *              --loginuid N --nice N --affinity CPULIST --oom-score-adj N
+ *              --ioprio N
  *              --control-fd N --cwd-fd N --exec-fd N --filter-fd N --netns-fd N
+ *              [--cgroup-fd N]
  *              -- ARGV0 [ARG...]
  *
  * Every option takes one value and comes once, except --rlimit (once per
- * NAME) and --env (once per NAME: the program's whole environment). Numbers
- * are decimal digits only (umask: octal digits); ids 0..4294967294; --uid 0
- * needs --gid 0; --exec-gid is not 0 and differs from --gid; --groups may be
- * empty, at most 65536; fds are >= 3, distinct and open; --control-fd is an
- * AF_UNIX SOCK_SEQPACKET socket. The filter fd yields 1..4096 struct
- * sock_filter then EOF (the broker writes it and closes its end). At most
- * 65536 argv and 65536 env entries, 1 MiB of strings in all, argv[0] present.
+ * NAME) and --env (once per NAME: the program's whole environment). Every
+ * option is required except --rlimit, --env and --cgroup-fd (left out only
+ * when the broker runs with --no-cgroups). Numbers are decimal digits only
+ * (umask: octal digits; --nice and --oom-score-adj may start with "-");
+ * ids 0..4294967294; --uid 0 needs --gid 0; --exec-gid is not 0 and differs
+ * from --gid; --groups may be empty, at most 65536. The client's context:
+ * --loginuid 0..4294967295 (4294967295: unset), --nice -20..19,
+ * --affinity a CPU list as in /proc/PID/status Cpus_allowed_list ("0-3,6":
+ * CPUs 0..8191, ranges ascending and disjoint, not empty), --oom-score-adj
+ * -1000..1000, --ioprio 0..65535 as ioprio_get(2) returns it (class, the top
+ * 3 bits, at most 3). fds are >= 3, distinct and open; --control-fd is an
+ * AF_UNIX SOCK_SEQPACKET socket; --cgroup-fd an O_DIRECTORY fd of the
+ * session's cgroup (v2). The filter fd yields 1..4096 struct sock_filter
+ * then EOF (the broker writes it and closes its end). At most 65536 argv and
+ * 65536 env entries, 1 MiB of strings in all, argv[0] present.
  *
  * Control datagrams, launcher -> broker:
  *   "listener" + SCM_RIGHTS (1 fd)  the seccomp listener, before the exec;
- *   "error STEP: WHAT: WHY"          then exit status 127 (e.g. "error 9:
+ *   "error STEP: WHAT: WHY"          then exit status 127 (e.g. "error 11:
  *                                    setresuid(1000,1000,1000): Operation
- *                                    not permitted"; step 1 = command line);
+ *                                    not permitted"; the steps are below);
  *   end of file without an error     the exec succeeded (the control fd is
  *                                    close-on-exec; the broker must close its
  *                                    own copy of our end after the spawn).
+ * Steps, as numbered in error reports and in main(): 1 command line; as
+ * root: 2 join the cgroup, 3 signals, 4 setsid and the network namespace,
+ * 5 rlimits, 6 umask, 7 personality, 8 loginuid, nice, I/O priority,
+ * affinity, oom_score_adj, 9 groups, 10 gids, 11 uids; as the user: 12
+ * no_new_privs, 13 cwd, 14 read the filter, 15 install it, 16 send the
+ * listener, 17 close_range, 18 execveat.
  * The one execveat is trapped by the filter: the broker must answer it from
  * the listener. Between the filter and the exec the launcher calls only
  * sendmsg, close, close_range and execveat (and write, exit_group on error).
@@ -35,9 +52,14 @@
  *  - the whole command line is validated before any state changes;
  *  - any failure ends in one error report and _exit(127): never a program
  *    with half-dropped credentials;
+ *  - the launcher is in the session's cgroup before it changes anything
+ *    else (the first step after the parse, which only reads): whatever it
+ *    or the program becomes, killing that cgroup kills it;
  *  - the program runs with exactly the given uid, gid, groups, umask and
- *    rlimits, default signal dispositions, no blocked signal, its own
- *    session, the setuid-cleared personality flags cleared, no_new_privs;
+ *    rlimits, the client's loginuid, nice value, I/O priority, CPU affinity
+ *    and oom_score_adj (nothing of the broker's own), default signal
+ *    dispositions, no blocked signal, its own session, the setuid-cleared
+ *    personality flags cleared, no_new_privs;
  *  - the privilege is really gone (setuid(0) fails) unless --uid 0;
  *  - the exec crosses a gid change (real gid = the exec group), so it is a
  *    secure exec: AT_SECURE, not dumpable, not ptrace-able by the user;
@@ -80,6 +102,11 @@
 #define MAX_STRINGS (1024 * 1024)  /* bytes of argv + env strings */
 #define MAX_INSNS 4096
 #define MAX_ID 4294967294ULL       /* (uid_t)-1 means "unchanged" */
+#define LOGINUID_UNSET 4294967295ULL
+#define MAX_CPUS 8192              /* the kernel's largest NR_CPUS */
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_MAX_CLASS 3         /* RT 1, BE 2, IDLE 3; 0 is "none" */
 
 static const struct { const char *name; int resource; } rlimits[] = {
   {"as", RLIMIT_AS}, {"core", RLIMIT_CORE}, {"cpu", RLIMIT_CPU},
@@ -92,11 +119,16 @@ static const struct { const char *name; int resource; } rlimits[] = {
 #define N_RLIMITS (sizeof rlimits / sizeof rlimits[0])
 
 enum { O_UID, O_GID, O_EXEC_GID, O_GROUPS, O_UMASK, O_RLIMIT, O_ENV,
-       O_CONTROL_FD, O_CWD_FD, O_EXEC_FD, O_FILTER_FD, O_NETNS_FD, N_OPTIONS };
+       O_LOGINUID, O_NICE, O_AFFINITY, O_OOM_SCORE_ADJ, O_IOPRIO,
+       O_CONTROL_FD, O_CWD_FD, O_EXEC_FD, O_FILTER_FD, O_NETNS_FD, O_CGROUP_FD,
+       N_OPTIONS };
 static const char *const option_names[N_OPTIONS] = {
   "--uid", "--gid", "--exec-gid", "--groups", "--umask", "--rlimit", "--env",
-  "--control-fd", "--cwd-fd", "--exec-fd", "--filter-fd", "--netns-fd",
+  "--loginuid", "--nice", "--affinity", "--oom-score-adj", "--ioprio",
+  "--control-fd", "--cwd-fd", "--exec-fd", "--filter-fd", "--netns-fd", "--cgroup-fd",
 };
+/* Options that may be left out. */
+#define OPTIONAL_OPTIONS ((1u << O_RLIMIT) | (1u << O_ENV) | (1u << O_CGROUP_FD))
 
 struct plan {
   uid_t uid;
@@ -106,7 +138,12 @@ struct plan {
   mode_t umask;
   size_t n_rlimits;
   struct { int index; const char *text; struct rlimit value; } rlimits[N_RLIMITS];
+  unsigned long long loginuid;
+  int nice, oom_score_adj, ioprio;
+  cpu_set_t *cpus;     /* CPU_ALLOC(MAX_CPUS) */
+  const char *affinity_text;
   int control_fd, cwd_fd, exec_fd, filter_fd, netns_fd;
+  int cgroup_fd;       /* -1: no --cgroup-fd */
   char **argv;  /* points into our own argv, NULL-terminated */
   char **envp;  /* NULL-terminated */
 };
@@ -167,6 +204,47 @@ static unsigned long long number(const char *opt, const char *val,
   if (v > max)
     fail(1, "%s: out of range: \"%.64s\"", opt, val);
   return v;
+}
+
+/* number() with an optional leading "-" (no "+", no "-" alone). */
+static long long signed_number(const char *opt, const char *val, long long min, long long max)
+{
+  int neg = val[0] == '-';
+  unsigned long long v;
+  if (parse_num(val + neg, strlen(val + neg), 10, ~0ULL, &v) < 0)
+    fail(1, "%s: not a number: \"%.64s\"", opt, val);
+  if (v > (unsigned long long)(neg ? -min : max))
+    fail(1, "%s: out of range: \"%.64s\"", opt, val);
+  return neg ? -(long long)v : (long long)v;
+}
+
+/* "0-3,6": CPU numbers and ranges, ascending and disjoint, at least one CPU. */
+static void parse_affinity(const char *val)
+{
+  size_t size = CPU_ALLOC_SIZE(MAX_CPUS);
+  long long next = 0;  /* the lowest CPU the next item may name */
+  plan.cpus = CPU_ALLOC(MAX_CPUS);
+  if (!plan.cpus)
+    die(1, "CPU_ALLOC");
+  CPU_ZERO_S(size, plan.cpus);
+  plan.affinity_text = val;
+  for (const char *s = val;; s++) {
+    const char *end = strchrnul(s, ','), *dash = memchr(s, '-', end - s);
+    unsigned long long lo, hi;
+    if (parse_num(s, (dash ? dash : end) - s, 10, MAX_CPUS - 1, &lo) < 0 ||
+        (dash && parse_num(dash + 1, end - dash - 1, 10, MAX_CPUS - 1, &hi) < 0))
+      fail(1, "--affinity: not a list of CPUs 0..%d (\"0-3,6\"): \"%.64s\"", MAX_CPUS - 1, val);
+    if (!dash)
+      hi = lo;
+    if ((long long)lo < next || hi < lo)
+      fail(1, "--affinity: ranges must be ascending and disjoint: \"%.64s\"", val);
+    for (unsigned long long c = lo; c <= hi; c++)
+      CPU_SET_S(c, size, plan.cpus);
+    next = hi + 1;
+    if (!*end)
+      return;
+    s = end;
+  }
 }
 
 static void parse_groups(const char *val)
@@ -283,6 +361,7 @@ static void parse(int argc, char **argv)
   unsigned seen = 0;
   size_t n_env = 0, bytes = 0;
   int i;
+  plan.cgroup_fd = -1;
   plan.envp = calloc(MAX_ENTRIES + 1, sizeof *plan.envp);
   if (!plan.envp)
     die(1, "calloc");
@@ -313,6 +392,15 @@ static void parse(int argc, char **argv)
       plan.envp[n_env++] = (char *)val;
       bytes += strlen(val) + 1;
       break;
+    case O_LOGINUID: plan.loginuid = number(opt, val, 10, LOGINUID_UNSET); break;
+    case O_NICE: plan.nice = signed_number(opt, val, -20, 19); break;
+    case O_AFFINITY: parse_affinity(val); break;
+    case O_OOM_SCORE_ADJ: plan.oom_score_adj = signed_number(opt, val, -1000, 1000); break;
+    case O_IOPRIO:
+      plan.ioprio = number(opt, val, 10, 0xffff);
+      if (plan.ioprio >> IOPRIO_CLASS_SHIFT > IOPRIO_MAX_CLASS)
+        fail(1, "--ioprio: class %d is not 0..%d: \"%.64s\"", plan.ioprio >> IOPRIO_CLASS_SHIFT, IOPRIO_MAX_CLASS, val);
+      break;
     case O_CONTROL_FD:
       plan.control_fd = fd_option(o, val);
       if (!is_control_socket(plan.control_fd))
@@ -322,10 +410,11 @@ static void parse(int argc, char **argv)
     case O_EXEC_FD: plan.exec_fd = fd_option(o, val); break;
     case O_FILTER_FD: plan.filter_fd = fd_option(o, val); break;
     case O_NETNS_FD: plan.netns_fd = fd_option(o, val); break;
+    case O_CGROUP_FD: plan.cgroup_fd = fd_option(o, val); break;
     }
   }
   for (int o = 0; o < N_OPTIONS; o++)
-    if (!(seen & (1u << o)) && o != O_RLIMIT && o != O_ENV)
+    if (!(seen & (1u << o)) && !(OPTIONAL_OPTIONS & (1u << o)))
       fail(1, "%s: missing", option_names[o]);
   if (i >= argc)
     fail(1, "--: missing (the program's argv follows it)");
@@ -346,8 +435,8 @@ static void parse(int argc, char **argv)
     fail(1, "--exec-gid: must not be 0 (the exec group must own nothing)");
   if (plan.exec_gid == plan.gid)
     fail(1, "--exec-gid: must differ from --gid (the exec must cross a gid change)");
-  int fds[] = { plan.control_fd, plan.cwd_fd, plan.exec_fd, plan.filter_fd, plan.netns_fd };
-  int n_fds = sizeof fds / sizeof fds[0];
+  int fds[] = { plan.control_fd, plan.cwd_fd, plan.exec_fd, plan.filter_fd, plan.netns_fd, plan.cgroup_fd };
+  int n_fds = sizeof fds / sizeof fds[0] - (plan.cgroup_fd < 0);
   for (int a = 0; a < n_fds; a++)
     for (int b = a + 1; b < n_fds; b++)
       if (fds[a] == fds[b])
@@ -366,11 +455,86 @@ static void reset_signals(void)
       continue;
     /* EINVAL: a signal glibc reserves for itself (32, 33); not ours to touch. */
     if (sigaction(sig, &dfl, NULL) < 0 && errno != EINVAL)
-      die(2, "sigaction(%d, SIG_DFL)", sig);
+      die(3, "sigaction(%d, SIG_DFL)", sig);
   }
   sigemptyset(&none);
   if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
-    die(2, "sigprocmask(SIG_SETMASK, {})");
+    die(3, "sigprocmask(SIG_SETMASK, {})");
+}
+
+/* Step 2: into the session's cgroup, so that killing it kills us and all we become. */
+static void join_cgroup(int dirfd)
+{
+  int fd = openat(dirfd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    die(2, "openat(cgroup fd %d, \"cgroup.procs\", O_WRONLY)", dirfd);
+  if (write(fd, "0", 1) != 1)
+    die(2, "write(cgroup fd %d cgroup.procs, \"0\")", dirfd);
+  if (close(fd) < 0 || close(dirfd) < 0)
+    die(2, "close(cgroup fd %d)", dirfd);
+}
+
+/* A decimal value to /proc/self/NAME; ENOENT (no such file) is returned, not fatal. */
+static int write_proc_self(const char *name, long long value)
+{
+  char path[64], text[32];
+  snprintf(path, sizeof path, "/proc/self/%s", name);
+  int n = snprintf(text, sizeof text, "%lld", value);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return -1;
+  if (fd < 0)
+    die(8, "open(%s, O_WRONLY)", path);
+  if (write(fd, text, n) != n)
+    die(8, "write(%s, \"%s\")", path, text);
+  if (close(fd) < 0)
+    die(8, "close(%s)", path);
+  return 0;
+}
+
+/* The audit login uid, or -1 if the kernel keeps none (no CONFIG_AUDIT). */
+static long long read_loginuid(void)
+{
+  char text[32];
+  int fd = open("/proc/self/loginuid", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return -1;
+  if (fd < 0)
+    die(8, "open(/proc/self/loginuid, O_RDONLY)");
+  ssize_t n = read(fd, text, sizeof text - 1);
+  if (n < 0)
+    die(8, "read(/proc/self/loginuid)");
+  close(fd);
+  text[n] = 0;
+  unsigned long long v;
+  if (parse_num(text, strcspn(text, "\n"), 10, LOGINUID_UNSET, &v) < 0)
+    fail(8, "read(/proc/self/loginuid): not a uid: \"%.20s\"", text);
+  return v;
+}
+
+/* Step 8: the client's audit identity and scheduling, none of the broker's. */
+static void client_context(void)
+{
+  /* The kernel's audit records then name the user who logged in, not root.
+   * Only written when it differs: a write is a change even to the same
+   * value (a new audit session), which an immutable loginuid refuses. */
+  long long current = read_loginuid();
+  if (current >= 0 && (unsigned long long)current != plan.loginuid &&
+      write_proc_self("loginuid", plan.loginuid) < 0)
+    die(8, "open(/proc/self/loginuid, O_WRONLY)");
+  /* Root may lower the value (CAP_SYS_NICE); the client had it already. */
+  if (setpriority(PRIO_PROCESS, 0, plan.nice) < 0)
+    die(8, "setpriority(PRIO_PROCESS, 0, %d)", plan.nice);
+  if (syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, plan.ioprio) < 0)
+    die(8, "ioprio_set(IOPRIO_WHO_PROCESS, 0, %d)", plan.ioprio);
+  /* Fails (EINVAL) when none of the CPUs is allowed here (the broker's
+   * cpuset): the program gets no CPU the client did not have. */
+  if (sched_setaffinity(0, CPU_ALLOC_SIZE(MAX_CPUS), plan.cpus) < 0)
+    die(8, "sched_setaffinity(0, \"%.64s\")", plan.affinity_text);
+  /* The broker never asks for less than its own value: lowering needs
+   * CAP_SYS_RESOURCE, and a broker may run without it. */
+  if (write_proc_self("oom_score_adj", plan.oom_score_adj) < 0)
+    die(8, "open(/proc/self/oom_score_adj, O_WRONLY)");
 }
 
 static unsigned short read_filter(int fd)
@@ -382,18 +546,18 @@ static unsigned short read_filter(int fd)
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
-      die(12, "read(filter fd %d)", fd);
+      die(14, "read(filter fd %d)", fd);
     if (n == 0)
       break;
     total += n;
     if (total == sizeof insns)
-      fail(12, "read(filter fd %d): more than %d instructions", fd, MAX_INSNS);
+      fail(14, "read(filter fd %d): more than %d instructions", fd, MAX_INSNS);
   }
   if (total == 0 || total % sizeof insns[0])
-    fail(12, "read(filter fd %d): %zu bytes, not 1..%d instructions of 8 bytes",
+    fail(14, "read(filter fd %d): %zu bytes, not 1..%d instructions of 8 bytes",
          fd, total, MAX_INSNS);
   if (close(fd) < 0)
-    die(12, "close(filter fd %d)", fd);
+    die(14, "close(filter fd %d)", fd);
   return total / sizeof insns[0];
 }
 
@@ -411,7 +575,7 @@ static void send_listener(int sock, int listener)
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(cmsg), &listener, sizeof listener);
   if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 8)
-    die(14, "sendmsg(control fd %d, \"listener\", SCM_RIGHTS)", sock);
+    die(16, "sendmsg(control fd %d, \"listener\", SCM_RIGHTS)", sock);
 }
 
 int main(int argc, char **argv)
@@ -420,103 +584,116 @@ int main(int argc, char **argv)
   find_control_fd(argc, argv);
   parse(argc, argv);
 
-  /* 2. Root. Node ignores SIGPIPE and may block signals; ignored and blocked
+  /* 2. Root. Into the session's cgroup before anything else changes, so
+   * that nothing the launcher or the program does afterwards (fork, setsid,
+   * a failure) can leave a process outside it: the broker kills the cgroup
+   * when the session ends. Root: the move needs write access to the common
+   * ancestor's cgroup.procs, here the broker's own cgroup. */
+  if (plan.cgroup_fd >= 0)
+    join_cgroup(plan.cgroup_fd);
+
+  /* 3. Root. Node ignores SIGPIPE and may block signals; ignored and blocked
    * survive exec, and the program must start as from a clean login. */
   reset_signals();
 
-  /* 3. Root. A new session: no controlling terminal of the broker's or the
+  /* 4. Root. A new session: no controlling terminal of the broker's or the
    * client's; the broker forwards the client's signals itself. EPERM with
    * a session of our own already (spawn's detached: true) is what we want. */
   if (setsid() < 0 && !(errno == EPERM && getsid(0) == getpid()))
-    die(3, "setsid");
+    die(4, "setsid");
   /* Root (setns needs CAP_SYS_ADMIN). The client's network namespace, not
    * the broker's: whatever confines the client's network confines the
    * program. Only the network namespace: a mount or user namespace the user
    * made would hand the user our libraries and our ids. */
   if (setns(plan.netns_fd, CLONE_NEWNET) < 0)
-    die(3, "setns(%d, CLONE_NEWNET)", plan.netns_fd);
+    die(4, "setns(%d, CLONE_NEWNET)", plan.netns_fd);
 
-  /* 4. Root, so the client's limits apply exactly, even a hard limit above
+  /* 5. Root, so the client's limits apply exactly, even a hard limit above
    * the broker's own, given CAP_SYS_RESOURCE (without it, in a container or
    * under a systemd CapabilityBoundingSet, raising a hard limit is EPERM).
    * The broker never asks for more than the client had. */
   for (size_t i = 0; i < plan.n_rlimits; i++)
     if (setrlimit(rlimits[plan.rlimits[i].index].resource, &plan.rlimits[i].value) < 0)
-      die(4, "setrlimit(%s)", plan.rlimits[i].text);
+      die(5, "setrlimit(%s)", plan.rlimits[i].text);
 
-  /* 5. Root. The client's umask, not the broker's. */
+  /* 6. Root. The client's umask, not the broker's. */
   umask(plan.umask);
 
-  /* 6. Root. What a setuid exec clears (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC,
+  /* 7. Root. What a setuid exec clears (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC,
    * ...): the client must not pass a weakened address space through us. */
   int persona = personality(0xffffffff);
   if (persona < 0)
-    die(6, "personality(0xffffffff)");
+    die(7, "personality(0xffffffff)");
   if (personality(persona & ~PER_CLEAR_ON_SETID) < 0)
-    die(6, "personality(%#x)", persona & ~PER_CLEAR_ON_SETID);
+    die(7, "personality(%#x)", persona & ~PER_CLEAR_ON_SETID);
 
-  /* 7. Root. Groups before the uid: once the uid is not 0, CAP_SETGID is gone. */
+  /* 8. Root (loginuid needs CAP_AUDIT_CONTROL once set, a lower nice and a
+   * real-time I/O class CAP_SYS_NICE). The client's loginuid, nice value,
+   * I/O priority, CPU affinity and oom_score_adj, not the broker's. */
+  client_context();
+
+  /* 9. Root. Groups before the uid: once the uid is not 0, CAP_SETGID is gone. */
   if (setgroups(plan.n_groups, plan.groups) < 0)
-    die(7, "setgroups(%zu groups)", plan.n_groups);
+    die(9, "setgroups(%zu groups)", plan.n_groups);
 
-  /* 8. Root. Real gid = the exec group, effective and saved = the user's:
+  /* 10. Root. Real gid = the exec group, effective and saved = the user's:
    * the exec then crosses a gid change and the kernel makes it secure
    * (AT_SECURE, not dumpable). ptrace checks compare the real gid too, so
    * the user's other processes cannot attach, before the exec or after. */
   if (setresgid(plan.exec_gid, plan.gid, plan.gid) < 0)
-    die(8, "setresgid(%u,%u,%u)", plan.exec_gid, plan.gid, plan.gid);
+    die(10, "setresgid(%u,%u,%u)", plan.exec_gid, plan.gid, plan.gid);
   gid_t rg, eg, sg;
   if (getresgid(&rg, &eg, &sg) < 0)
-    die(8, "getresgid");
+    die(10, "getresgid");
   if (rg != plan.exec_gid || eg != plan.gid || sg != plan.gid)
-    fail(8, "getresgid: %u,%u,%u after setresgid(%u,%u,%u)",
+    fail(10, "getresgid: %u,%u,%u after setresgid(%u,%u,%u)",
          rg, eg, sg, plan.exec_gid, plan.gid, plan.gid);
 
-  /* 9. Root -> the user, for good: all three uids, so nothing is saved to
+  /* 11. Root -> the user, for good: all three uids, so nothing is saved to
    * return to; with no uid 0 left the kernel clears every capability. */
   if (setresuid(plan.uid, plan.uid, plan.uid) < 0)
-    die(9, "setresuid(%u,%u,%u)", plan.uid, plan.uid, plan.uid);
+    die(11, "setresuid(%u,%u,%u)", plan.uid, plan.uid, plan.uid);
   uid_t ru, eu, su;
   if (getresuid(&ru, &eu, &su) < 0)
-    die(9, "getresuid");
+    die(11, "getresuid");
   if (ru != plan.uid || eu != plan.uid || su != plan.uid)
-    fail(9, "getresuid: %u,%u,%u after setresuid(%u,%u,%u)",
+    fail(11, "getresuid: %u,%u,%u after setresuid(%u,%u,%u)",
          ru, eu, su, plan.uid, plan.uid, plan.uid);
   if (plan.uid != 0 && setuid(0) != -1)
-    fail(9, "setuid(0) succeeded after the drop");
+    fail(11, "setuid(0) succeeded after the drop");
 
-  /* 10. The user. Required for a filter without CAP_SYS_ADMIN, and no exec
+  /* 12. The user. Required for a filter without CAP_SYS_ADMIN, and no exec
    * from here on can gain privilege (setuid bits, file capabilities). */
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    die(10, "prctl(PR_SET_NO_NEW_PRIVS)");
+    die(12, "prctl(PR_SET_NO_NEW_PRIVS)");
 
-  /* 11. The user. After the drop, so the user's own search permission on
+  /* 13. The user. After the drop, so the user's own search permission on
    * the directory decides, not root's. */
   if (fchdir(plan.cwd_fd) < 0)
-    die(11, "fchdir(%d)", plan.cwd_fd);
+    die(13, "fchdir(%d)", plan.cwd_fd);
 
-  /* 12. The user. The broker compiled the filter; we only carry it. */
+  /* 14. The user. The broker compiled the filter; we only carry it. */
   struct sock_fprog prog = { .len = read_filter(plan.filter_fd), .filter = insns };
 
-  /* 13. The user, no_new_privs. From here on every call we make passes the
+  /* 15. The user, no_new_privs. From here on every call we make passes the
    * filter; the listener's fd is close-on-exec from the kernel. */
   int listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                          SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
   if (listener < 0)
-    die(13, "seccomp(SET_MODE_FILTER, NEW_LISTENER, %u instructions)", prog.len);
+    die(15, "seccomp(SET_MODE_FILTER, NEW_LISTENER, %u instructions)", prog.len);
 
-  /* 14. The user. The broker must hold the listener before the exec, which
+  /* 16. The user. The broker must hold the listener before the exec, which
    * the filter traps and only the broker can let through. */
   send_listener(plan.control_fd, listener);
   if (close(listener) < 0)
-    die(14, "close(listener %d)", listener);
+    die(16, "close(listener %d)", listener);
 
-  /* 15. The user. Close-on-exec rather than closed: the exec still needs the
+  /* 17. The user. Close-on-exec rather than closed: the exec still needs the
    * exec fd, and a failed exec still needs the control fd to report. */
   if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-    die(15, "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)");
+    die(17, "close_range(3, ~0U, CLOSE_RANGE_CLOEXEC)");
 
-  /* 16. The user. The very file the broker verified, never a path. */
+  /* 18. The user. The very file the broker verified, never a path. */
   syscall(SYS_execveat, plan.exec_fd, "", plan.argv, plan.envp, AT_EMPTY_PATH);
-  die(16, "execveat(%d, \"\", [\"%.64s\", ...], AT_EMPTY_PATH)", plan.exec_fd, plan.argv[0]);
+  die(18, "execveat(%d, \"\", [\"%.64s\", ...], AT_EMPTY_PATH)", plan.exec_fd, plan.argv[0]);
 }

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Smoke test for native/stx-launch. Run as root: bash native/test-launch.sh
 # A small C helper plays the broker: it hands the launcher its fds (control
-# socket, cwd, exec, filter) at fixed numbers, an empty environment, an
+# socket, cwd, exec, filter, netns, and a cgroup directory when
+# $STX_CGROUP names one) at fixed numbers, an empty environment, an
 # allow-all filter (so the exec is not trapped), receives the datagrams and
 # waits. Prints PASS/FAIL per check; exits 1 on any failure.
 set -u
@@ -25,7 +26,8 @@ cat > "$T/helper.c" <<'EOF'
 /* helper FILTER EXEC CWD LAUNCHER ARGS...: FILTER is allow, notify, empty
  * or none. notify traps execveat as the broker's filter does, and answers
  * the one trapped exec with CONTINUE, as the broker does.
- * The launcher gets control=10 cwd=11 exec=12 filter=13, a stray fd 20
+ * The launcher gets control=10 cwd=11 exec=12 filter=13 netns=14, the
+ * directory (or file) $STX_CGROUP names at 15 when set, a stray fd 20
  * without close-on-exec, SIGPIPE ignored and SIGUSR1 blocked, as from Node. */
 #include <fcntl.h>
 #include <linux/filter.h>
@@ -71,7 +73,11 @@ int main(int argc, char **argv) {
   int exec_fd = open(argv[2], O_RDONLY | O_CLOEXEC), cwd_fd = open(argv[3], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int stray = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
   int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (exec_fd < 0 || cwd_fd < 0 || stray < 0) { perror("open"); return 2; }
+  char *cgroup = getenv("STX_CGROUP");
+  int cgroup_fd = cgroup ? open(cgroup, O_RDONLY | O_CLOEXEC) : -1;
+  /* Out of the way of the dup2()s below, which would overwrite a low number. */
+  if (cgroup_fd >= 0) cgroup_fd = fcntl(cgroup_fd, F_DUPFD_CLOEXEC, 30);
+  if (exec_fd < 0 || cwd_fd < 0 || stray < 0 || (cgroup && cgroup_fd < 0)) { perror("open"); return 2; }
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
@@ -79,6 +85,7 @@ int main(int argc, char **argv) {
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     dup2(sv[1], 10); dup2(cwd_fd, 11); dup2(exec_fd, 12); dup2(netns, 14); dup2(stray, 20);
+    if (cgroup_fd >= 0) dup2(cgroup_fd, 15);
     if (strcmp(argv[1], "none")) dup2(pfd[0], 13);
     char *envp[] = { NULL };
     execve(argv[4], argv + 4, envp);
@@ -137,7 +144,10 @@ check() { if eval "$2"; then pass "$1"; else fail "$1"; fi; }
 has() { grep -qF -- "$1" "$T/out"; }
 
 FDS=(--control-fd 10 --cwd-fd 11 --exec-fd 12 --filter-fd 13 --netns-fd 14)
-CREDS=(--uid $NOBODY --gid $NOGROUP --exec-gid "$EXEC_GID" --groups "$NOGROUP,100" --umask 027)
+# The client's context, here our own (nothing to change, nothing refused).
+CPUS=$(sed -n 's/^Cpus_allowed_list:\t//p' /proc/self/status)
+CTX=(--loginuid "$(cat /proc/self/loginuid)" --nice "$(nice)" --affinity "$CPUS" --oom-score-adj "$(cat /proc/self/oom_score_adj)" --ioprio 0)
+CREDS=(--uid $NOBODY --gid $NOGROUP --exec-gid "$EXEC_GID" --groups "$NOGROUP,100" --umask 027 "${CTX[@]}")
 # run FILTER EXEC CWD LAUNCHER-ARGS...: output in $T/out, stderr in $T/err
 run() { timeout 20 "$T/helper" "$1" "$2" "$3" "$LAUNCH" "${@:4}" > "$T/out" 2> "$T/err"; }
 ok_launch() { has "helper: datagram: listener fds=1" && has "helper: fd: anon_inode:seccomp notify" && has "helper: exit: 0"; }
@@ -187,8 +197,8 @@ timeout 20 bash -c 'ulimit -Sn 256; ulimit -Hn 512; exec "$@"' _ "$T/helper" all
 if (( 0x$(grep CapEff /proc/self/status | cut -f2) >> 24 & 1 )); then
   check "rlimits: hard limit above the caller's own (CAP_SYS_RESOURCE)" 'ok_launch && grep -qE "^Max open files +300 +4096 " "$T/out"'
 else
-  check "rlimits: no CAP_SYS_RESOURCE here, raising the hard limit fails cleanly at step 4" \
-    'has "helper: datagram: error 4: setrlimit(nofile=300:4096): Operation not permitted fds=0" && has "helper: exit: 127"'
+  check "rlimits: no CAP_SYS_RESOURCE here, raising the hard limit fails cleanly at step 5" \
+    'has "helper: datagram: error 5: setrlimit(nofile=300:4096): Operation not permitted fds=0" && has "helper: exit: 127"'
 fi
 
 run allow /usr/bin/env /tmp "${CREDS[@]}" --env FOO=bar --env LD_PRELOAD=/nonexistent.so "${FDS[@]}" -- env
@@ -209,9 +219,52 @@ check "control: they can read a plain nobody process's environ" \
 wait
 check "  (that program ran and exited 0)" 'ok_launch'
 
-run allow /usr/bin/id /tmp --uid 0 --gid 0 --exec-gid "$EXEC_GID" --groups "" --umask 022 "${FDS[@]}" -- id
+run allow /usr/bin/id /tmp --uid 0 --gid 0 --exec-gid "$EXEC_GID" --groups "" --umask 022 "${CTX[@]}" "${FDS[@]}" -- id
 check "uid 0 with gid 0 and empty --groups runs (real gid still the exec group)" \
   'ok_launch && has "uid=0(root) gid=$EXEC_GID" && has "egid=0(root) groups=0(root)"'
+
+# --- the client's context: loginuid, nice, I/O priority, affinity, oom_score_adj
+SHOW='printf "loginuid=%s nice=%s oom=%s " "$(cat /proc/self/loginuid)" "$(cut -d" " -f19 /proc/self/stat)" "$(cat /proc/self/oom_score_adj)"; ionice; grep Cpus_allowed_list /proc/self/status'
+OWN_OOM=$(cat /proc/self/oom_score_adj)
+run allow /bin/sh /tmp "${CREDS[@]:0:10}" --loginuid 1234 --nice 5 --affinity 0 --oom-score-adj $((OWN_OOM + 300)) --ioprio $(((2 << 13) | 3)) \
+  "${FDS[@]}" -- sh -c "$SHOW"
+check "context: loginuid 1234, nice 5, oom_score_adj raised by 300, I/O best-effort 3, CPU 0 only" \
+  'ok_launch && has "loginuid=1234 nice=5 oom=$((OWN_OOM + 300)) best-effort: prio 3" && grep -qP "^Cpus_allowed_list:\t0$" "$T/out"'
+run allow /bin/sh /tmp "${CREDS[@]:0:10}" --loginuid 4294967295 --nice -3 --affinity "$CPUS" --oom-score-adj "$OWN_OOM" --ioprio $((3 << 13)) \
+  "${FDS[@]}" -- sh -c "$SHOW"
+check "context: loginuid unset, nice -3 (below ours), I/O idle, every CPU" \
+  'ok_launch && has "loginuid=4294967295 nice=-3 oom=$OWN_OOM idle" && grep -qP "^Cpus_allowed_list:\t$CPUS$" "$T/out"'
+run allow /usr/bin/id /tmp "${CREDS[@]:0:10}" --loginuid 0 --nice 0 --affinity 8000 --oom-score-adj 0 --ioprio 0 "${FDS[@]}" -- id
+fails_early() {  # fails_early NAME EXPECTED-DATAGRAM-START: an error before the drop, nothing runs
+  local want=$2
+  check "$1" 'grep -F -- "helper: datagram: $want" "$T/out" | grep -q " fds=0$" && has "helper: exit: 127" && ! has "uid=" && [ ! -s "$T/err" ]'
+}
+fails_early "context: an affinity with no CPU of this machine fails at step 8" 'error 8: sched_setaffinity(0, "8000"): Invalid argument'
+run allow /usr/bin/cat /tmp "${CREDS[@]:0:10}" --loginuid 0 --nice 0 --affinity "$CPUS" --oom-score-adj -1000 --ioprio 0 "${FDS[@]}" -- cat /proc/self/oom_score_adj
+if (( 0x$(grep CapEff /proc/self/status | cut -f2) >> 24 & 1 )); then
+  check "context: lowering oom_score_adj works with CAP_SYS_RESOURCE" 'ok_launch && grep -qx -- "-1000" "$T/out"'
+elif [ "$OWN_OOM" != -1000 ]; then
+  fails_early "context: no CAP_SYS_RESOURCE here, lowering oom_score_adj fails cleanly at step 8 (the broker never asks)" \
+    'error 8: write(/proc/self/oom_score_adj, "-1000"): Permission denied'
+fi
+
+# --- the session's cgroup (v2): joined at step 2, before anything else
+CGMNT=$(awk '{ for (i = 7; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break } }' /proc/self/mountinfo | head -1)
+OWN_CG=$(sed -n 's/^0:://p' /proc/self/cgroup)
+if [ -n "$CGMNT" ] && [ -n "$OWN_CG" ]; then
+  CG_REL=${OWN_CG%/}/stx-launch-test.$$
+  CG=$CGMNT$CG_REL
+  mkdir "$CG"
+  STX_CGROUP=$CG run allow /usr/bin/cat /tmp "${CREDS[@]}" "${FDS[@]}" --cgroup-fd 15 -- cat /proc/self/cgroup
+  check "cgroup: the program runs in the --cgroup-fd cgroup" 'ok_launch && grep -qx -- "0::$CG_REL" "$T/out"'
+  check "cgroup: empty again once it exited (removable)" 'rmdir "$CG"'
+  STX_CGROUP=/etc/hostname run allow /usr/bin/id /tmp "${CREDS[@]}" "${FDS[@]}" --cgroup-fd 15 -- id
+  fails_early "cgroup: a --cgroup-fd that is not a directory fails at step 2" \
+    'error 2: openat(cgroup fd 15, "cgroup.procs", O_WRONLY): Not a directory'
+  rmdir "$CG" 2>/dev/null
+else
+  echo "SKIP cgroup checks: no cgroup v2 hierarchy mounted"
+fi
 
 # --- bad command lines: "error 1: ..." on the control socket, exit 127, stderr silent
 bad() {  # bad NAME EXPECTED-MESSAGE LAUNCHER-ARGS...
@@ -220,7 +273,7 @@ bad() {  # bad NAME EXPECTED-MESSAGE LAUNCHER-ARGS...
   check "bad command line: $name" \
     'grep -F -- "helper: datagram: error 1: $want" "$T/out" | grep -q " fds=0$" && has "helper: exit: 127" && [ "$(grep -c datagram "$T/out")" = 1 ] && [ ! -s "$T/err" ]'
 }
-NOUID=(--gid $NOGROUP --exec-gid "$EXEC_GID" --groups "" --umask 022)
+NOUID=(--gid $NOGROUP --exec-gid "$EXEC_GID" --groups "" --umask 022 "${CTX[@]}")
 bad "missing --uid" "--uid: missing" "${NOUID[@]}" "${FDS[@]}" -- id
 bad "argv empty after --" "--: argv is empty" "${CREDS[@]}" "${FDS[@]}" --
 bad "no --" "--: missing" "${CREDS[@]}" "${FDS[@]}"
@@ -243,6 +296,24 @@ bad "env without name" '--env: expected NAME=VALUE: "=x"' "${CREDS[@]}" --env =x
 bad "fd is stdio" "--exec-fd: must be 3 or more" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 1 --filter-fd 13 --netns-fd 14 -- id
 bad "fd not open" "--exec-fd 15: not open: Bad file descriptor" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 15 --filter-fd 13 --netns-fd 14 -- id
 bad "same fd twice" "--filter-fd: same fd as --cwd-fd: 11" "${CREDS[@]}" --control-fd 10 --cwd-fd 11 --exec-fd 12 --filter-fd 11 --netns-fd 14 -- id
+bad "cgroup fd same as another" "--cgroup-fd: same fd as --netns-fd: 14" "${CREDS[@]}" "${FDS[@]}" --cgroup-fd 14 -- id
+bad "cgroup fd twice" "--cgroup-fd: given twice" "${CREDS[@]}" "${FDS[@]}" --cgroup-fd 14 --cgroup-fd 14 -- id
+NOCTX=("${CREDS[@]:0:10}")
+bad "missing --loginuid" "--loginuid: missing" "${NOCTX[@]}" --nice 0 --affinity 0 --oom-score-adj 0 --ioprio 0 "${FDS[@]}" -- id
+bad "missing --affinity" "--affinity: missing" "${NOCTX[@]}" --loginuid 0 --nice 0 --oom-score-adj 0 --ioprio 0 "${FDS[@]}" -- id
+CTX5=(--loginuid 0 --oom-score-adj 0 --ioprio 0 --affinity 0)  # all but --nice
+bad "loginuid above 4294967295" '--loginuid: out of range: "4294967296"' "${NOCTX[@]}" --loginuid 4294967296 --nice 0 --affinity 0 --oom-score-adj 0 --ioprio 0 "${FDS[@]}" -- id
+bad "nice below -20" '--nice: out of range: "-21"' "${NOCTX[@]}" "${CTX5[@]}" --nice -21 "${FDS[@]}" -- id
+bad "nice above 19" '--nice: out of range: "20"' "${NOCTX[@]}" "${CTX5[@]}" --nice 20 "${FDS[@]}" -- id
+bad "nice with +" '--nice: not a number: "+1"' "${NOCTX[@]}" "${CTX5[@]}" --nice +1 "${FDS[@]}" -- id
+bad "nice a lone -" '--nice: not a number: "-"' "${NOCTX[@]}" "${CTX5[@]}" --nice - "${FDS[@]}" -- id
+bad "nice --5" '--nice: not a number: "--5"' "${NOCTX[@]}" "${CTX5[@]}" --nice --5 "${FDS[@]}" -- id
+bad "oom_score_adj out of range" '--oom-score-adj: out of range: "-1001"' "${NOCTX[@]}" --loginuid 0 --nice 0 --affinity 0 --ioprio 0 --oom-score-adj -1001 "${FDS[@]}" -- id
+bad "ioprio class 4" '--ioprio: class 4 is not 0..3: "32768"' "${NOCTX[@]}" --loginuid 0 --nice 0 --affinity 0 --oom-score-adj 0 --ioprio 32768 "${FDS[@]}" -- id
+bad "ioprio above 65535" '--ioprio: out of range: "65536"' "${NOCTX[@]}" --loginuid 0 --nice 0 --affinity 0 --oom-score-adj 0 --ioprio 65536 "${FDS[@]}" -- id
+for a in "" "1-0" "0,0" "2,1" "0-1,1" "0," ",0" "0-" "-1" "a" "8192" "0 1"; do
+  bad "affinity \"$a\"" '--affinity: ' "${NOCTX[@]}" --loginuid 0 --nice 0 --oom-score-adj 0 --ioprio 0 --affinity "$a" "${FDS[@]}" -- id
+done
 
 # --- no usable control socket: the same report on stderr
 run allow /usr/bin/id /tmp "${CREDS[@]}" --cwd-fd 11 --exec-fd 12 --filter-fd 13 --netns-fd 14 -- id
@@ -258,14 +329,14 @@ fails_at() {  # fails_at NAME EXPECTED-DATAGRAM-START
   check "$1" 'grep -F -- "helper: datagram: $want" "$T/out" | grep -q " fds=0$" && has "helper: exit: 127" && ! has "uid=" && [ ! -s "$T/err" ]'
 }
 run allow /usr/bin/id "$T/private" "${CREDS[@]}" "${FDS[@]}" -- id
-fails_at "cwd the user may not enter (fchdir after the drop)" "error 11: fchdir(11): Permission denied"
+fails_at "cwd the user may not enter (fchdir after the drop)" "error 13: fchdir(11): Permission denied"
 run empty /usr/bin/id /tmp "${CREDS[@]}" "${FDS[@]}" -- id
-fails_at "empty filter" "error 12: read(filter fd 13): 0 bytes"
+fails_at "empty filter" "error 14: read(filter fd 13): 0 bytes"
 run allow /etc/passwd /tmp "${CREDS[@]}" "${FDS[@]}" -- passwd
-fails_at "exec of a non-executable file: listener first, then the error" "error 16: execveat(12"
+fails_at "exec of a non-executable file: listener first, then the error" "error 18: execveat(12"
 check "  (the listener was sent before the exec)" 'has "helper: datagram: listener fds=1"'
 run allow "$T/script.sh" /tmp "${CREDS[@]}" "${FDS[@]}" -- script
-fails_at "a #! script cannot run from the close-on-exec fd (ENOENT)" "error 16: execveat(12, \"\", [\"script\", ...], AT_EMPTY_PATH): No such file or directory"
+fails_at "a #! script cannot run from the close-on-exec fd (ENOENT)" "error 18: execveat(12, \"\", [\"script\", ...], AT_EMPTY_PATH): No such file or directory"
 
 echo
 if [ "$FAILS" = 0 ]; then echo "all checks passed"; else echo "$FAILS check(s) failed"; exit 1; fi

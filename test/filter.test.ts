@@ -33,7 +33,7 @@ function socketRule(name: string, domain: number, type: number, protocol: number
 }
 
 function programRule(calls: SocketRule[]): ProgramRule {
-  return { at: at('program'), file: '/etc/elevation.d/test.conf', path: '/usr/bin/ping', users: '*', groups: [], calls };
+  return { at: at('program'), file: '/etc/elevation.d/test.conf', path: '/usr/bin/ping', users: '*', groups: [], sandboxedClients: false, calls };
 }
 
 const icmpProgram = programRule([socketRule('icmp', AF_INET, SOCK_RAW, IPPROTO_ICMP)]);

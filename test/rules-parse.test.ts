@@ -41,6 +41,7 @@ t.test('a minimal file gives the exact model', async (t) => {
     path: '/usr/bin/ping',
     users: '*',
     groups: [],
+    sandboxedClients: false,
     calls: [{
       kind: 'socket', name: 'icmp', at: { file: F, line: 5, section: 'socket.icmp' },
       domain: 2, type: 3, protocol: 1, headerIncluded: false, errno: 1,
@@ -105,6 +106,14 @@ t.test('packet sockets keep the ethertype in host order', async (t) => {
   ]);
 });
 
+t.test('sandboxed-clients = allow | deny, default deny', async (t) => {
+  t.equal(program(t, PROGRAM).sandboxedClients, false, 'absent: deny');
+  t.equal(program(t, PROGRAM + 'sandboxed-clients = deny\n').sandboxedClients, false);
+  t.equal(program(t, PROGRAM + 'sandboxed-clients = allow\n').sandboxedClients, true);
+  t.equal(program(t, '[program]\nsandboxed-clients = allow ; runs outside the sandbox\npath = /usr/bin/ping\ngroups = netdev\n')
+    .sandboxedClients, true, 'anywhere in [program], with an inline comment');
+});
+
 t.test('protocol raw with header-included = allow', async (t) => {
   const p = program(t, PROGRAM
     + '[socket.forge]\nas = root\ndomain = inet\ntype = raw\nprotocol = raw\nheader-included = allow\n'
@@ -126,7 +135,7 @@ t.test('invalid socket rule name', async (t) => {
 
 t.test('unknown key', async (t) => {
   t.equal(error(t, PROGRAM + 'user = alice\n'),
-    `${F}:4: [program] user: unknown key; use path, users or groups`);
+    `${F}:4: [program] user: unknown key; use path, users, groups or sandboxed-clients`);
   t.equal(error(t, PROGRAM + ICMP + 'family = inet\n'),
     `${F}:9: [socket.icmp] family: unknown key; use as, domain, type, protocol, header-included or errno`);
 });
@@ -298,6 +307,28 @@ t.test('protocol raw without header-included = allow', async (t) => {
   const message = `${F}:8: [socket.s] protocol: raw (255) sockets write their own ip header, so they can forge packets; set header-included = allow if that is intended, or name the protocol, e.g. icmp`;
   t.equal(error(t, socket('as = root\ndomain = inet\ntype = raw\nprotocol = raw\n')), message);
   t.equal(error(t, socket('as = root\ndomain = inet\ntype = raw\nprotocol = 255\nheader-included = deny\n')), message);
+});
+
+t.test('sandboxed-clients values and place', async (t) => {
+  t.equal(error(t, PROGRAM + 'sandboxed-clients = yes\n'),
+    `${F}:4: [program] sandboxed-clients: unknown value "yes"; use allow or deny`);
+  t.equal(error(t, PROGRAM + 'sandboxed-clients = true\n'),
+    `${F}:4: [program] sandboxed-clients: unknown value "true"; use allow or deny`, 'ini\'s booleans are words here');
+  t.equal(error(t, PROGRAM + 'sandboxed-clients = Allow\n'),
+    `${F}:4: [program] sandboxed-clients: unknown value "Allow"; use allow or deny`);
+  t.equal(error(t, PROGRAM + 'sandboxed-clients =\n'),
+    `${F}:4: [program] sandboxed-clients: empty value; use allow or deny`);
+  t.equal(error(t, PROGRAM + 'sandboxed-clients = allow\nsandboxed-clients = deny\n'),
+    `${F}:5: [program] sandboxed-clients: duplicate key (first at line 4); keep one`);
+  t.equal(error(t, PROGRAM + ICMP + 'sandboxed-clients = allow\n'),
+    `${F}:9: [socket.icmp] sandboxed-clients: unknown key; use as, domain, type, protocol, header-included or errno`,
+    'a [program] key only');
+  t.equal(error(t, 'sandboxed-clients = allow\n' + PROGRAM),
+    `${F}:1: sandboxed-clients: key outside any section; put it under [program] or [socket.NAME]`);
+  t.strictSame(errors(t, '[program]\npath = bin/ping\nusers = *\nsandboxed-clients = maybe\n'), [
+    `${F}:2: [program] path: "bin/ping" is not absolute; use the full path, e.g. /usr/bin/ping`,
+    `${F}:4: [program] sandboxed-clients: unknown value "maybe"; use allow or deny`,
+  ], 'reported with the other errors of [program]');
 });
 
 t.test('header-included and errno values', async (t) => {

@@ -8,7 +8,7 @@
 import pino from 'pino';
 
 export const AUDIT_EVENTS = [
-  'launch', 'grant', 'refuse', 'exit', 'client-rejected', 'rules-loaded', 'rules-rejected',
+  'launch', 'grant', 'refuse', 'exit', 'kill', 'client-rejected', 'rules-loaded', 'rules-rejected',
 ] as const;
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];
 

@@ -3,12 +3,14 @@
  *
  * MUST: take uid, gid, groups and pid from the socket (SO_PEERCRED,
  * SO_PEERGROUPS, SO_PEERPIDFD), never from the client's words; read the
- * process context (umask, resource limits) by pid only while the pidfd
- * proves that pid is still the client, and re-check after reading.
+ * process context (umask, resource limits, audit login uid, nice value, I/O
+ * priority, CPU affinity, oom_score_adj) by pid only while the pidfd proves
+ * that pid is still the client, and re-check after reading.
  */
 import { readFileSync } from 'node:fs';
 import {
-  AT_FDCWD, O_RDONLY, POLLIN, closeQuietly, getpwuid, openat, peerCred, peerGroups, peerPidfd, pollNow, prlimitGet, type Passwd, type Rlimit,
+  AT_FDCWD, O_RDONLY, POLLIN, closeQuietly, getpwuid, ioprioGet, openat, peerCred, peerGroups, peerPidfd, pollNow, prlimitGet,
+  type Passwd, type Rlimit,
 } from '../shared/native/libc.js';
 
 export interface ClientIdentity {
@@ -27,7 +29,19 @@ export interface ClientContext {
   rlimits: Map<string, Rlimit>;
   /** The client's network namespace (an nsfs fd, close-on-exec); the caller closes it. */
   netnsFd: number;
+  /** Audit login uid; 4294967295 when unset or when the kernel keeps none. */
+  loginuid: number;
+  /** -20..19 */
+  nice: number;
+  /** As ioprio_get(2) returns it. */
+  ioprio: number;
+  /** The CPUs the client may run on, as a list ("0-3,6"). */
+  affinity: string;
+  /** -1000..1000: the client's, or the broker's own when that is higher (see clientContext). */
+  oomScoreAdj: number;
 }
+
+const LOGINUID_UNSET = 4294967295;
 
 export class IdentityError extends Error {}
 
@@ -75,7 +89,8 @@ export function peerIdentity(conn: number): ClientIdentity {
   }
 }
 
-function alive(identity: ClientIdentity): boolean {
+/** The client has not exited: its pidfd is not readable yet. */
+export function alive(identity: ClientIdentity): boolean {
   return (pollNow(identity.pidfd, POLLIN) & POLLIN) === 0;
 }
 
@@ -91,15 +106,61 @@ function atMostOurs(client: Rlimit, resource: number): Rlimit {
   return { soft: min(client.soft, hard), hard };
 }
 
-/** The client's umask and limits, read while its pidfd shows it alive. */
+function readLoginuid(pid: number): number {
+  let text;
+  try {
+    text = readFileSync(`/proc/${pid}/loginuid`, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return LOGINUID_UNSET; // no audit in this kernel
+    throw e;
+  }
+  if (!/^\d{1,10}$/.test(text) || Number(text) > LOGINUID_UNSET) throw new IdentityError(`cannot read the loginuid of client pid ${pid}`);
+  return Number(text);
+}
+
+/** Field 19 of /proc/PID/stat: the fields after the last ")" (the command name may hold anything) start at 3. */
+function readNice(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const nice = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19 - 3];
+  if (!/^-?\d+$/.test(nice ?? '') || Number(nice) < -20 || Number(nice) > 19) {
+    throw new IdentityError(`cannot read the nice value of client pid ${pid}`);
+  }
+  return Number(nice);
+}
+
+function readOomScoreAdj(pid: number | 'self'): number {
+  const text = readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim();
+  if (!/^-?\d{1,4}$/.test(text) || Math.abs(Number(text)) > 1000) {
+    throw new IdentityError(`cannot read the oom_score_adj of ${pid === 'self' ? 'the broker' : `client pid ${pid}`}`);
+  }
+  return Number(text);
+}
+
+/** The client's umask, limits and scheduling context, read while its pidfd shows it alive. */
 export function clientContext(identity: ClientIdentity): ClientContext {
   if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} has exited`);
   const status = readFileSync(`/proc/${identity.pid}/status`, 'utf8');
   const umask = /^Umask:\s+([0-7]+)$/m.exec(status);
   const uid = /^Uid:\s+(\d+)/m.exec(status);
-  if (!umask || !uid || Number(uid[1]) !== identity.uid) {
+  const cpus = /^Cpus_allowed_list:\s+([0-9,-]+)$/m.exec(status);
+  if (!umask || !uid || !cpus || Number(uid[1]) !== identity.uid) {
     throw new IdentityError(`cannot read the context of client pid ${identity.pid}`);
   }
+  let loginuid, nice, ioprio;
+  try {
+    loginuid = readLoginuid(identity.pid);
+    nice = readNice(identity.pid);
+    ioprio = ioprioGet(identity.pid);
+  } catch (e) {
+    if (e instanceof IdentityError) throw e;
+    throw new IdentityError(`cannot read the context of client pid ${identity.pid}: ${(e as Error).message}`);
+  }
+  // Lowering oom_score_adj below the value inherited from the broker needs
+  // CAP_SYS_RESOURCE, which a hardened broker (or this container) may lack:
+  // a client lower than the broker keeps the broker's value. Only the
+  // program's protection from the OOM killer can be less than the client's,
+  // never more (a broker at -1000 must not make its programs unkillable).
+  const oomScoreAdj = Math.max(readOomScoreAdj(identity.pid), readOomScoreAdj('self'));
   const rlimits = new Map<string, Rlimit>();
   const client = readLimits(identity.pid);
   RLIMITS.forEach(([name], resource) => rlimits.set(name, atMostOurs(client.get(name)!, resource)));
@@ -110,5 +171,5 @@ export function clientContext(identity: ClientIdentity): ClientContext {
     closeQuietly(netnsFd);
     throw new IdentityError(`client pid ${identity.pid} exited while it was being read`);
   }
-  return { umask: parseInt(umask[1], 8), rlimits, netnsFd };
+  return { umask: parseInt(umask[1], 8), rlimits, netnsFd, loginuid, nice, ioprio, affinity: cpus[1], oomScoreAdj };
 }

@@ -26,6 +26,13 @@ export interface LaunchPlan {
   stdio: [number, number, number];
   cwdFd: number;
   netnsFd: number;          // the client's network namespace
+  /** The session's cgroup (an O_DIRECTORY fd); -1: none (--no-cgroups). */
+  cgroupFd: number;
+  loginuid: number;         // the client's audit login uid (4294967295: unset)
+  nice: number;
+  ioprio: number;
+  affinity: string;         // CPU list, "0-3,6"
+  oomScoreAdj: number;
   binaryFd: number;
   filter: Buffer;           // BPF program bytes
 }
@@ -35,7 +42,7 @@ export interface Launched {
   control: number;          // broker's end of the control socket (cloexec)
 }
 
-const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6, netns: 7 } as const;
+const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6, netns: 7, cgroup: 8 } as const;
 const UNLIMITED = 0xffffffffffffffffn;
 
 const limit = (n: bigint): string => (n === UNLIMITED ? 'unlimited' : n.toString());
@@ -50,6 +57,14 @@ export function launcherArgs(plan: LaunchPlan): string[] {
   ];
   for (const [name, { soft, hard }] of plan.rlimits) args.push('--rlimit', `${name}=${limit(soft)}:${limit(hard)}`);
   for (const [name, value] of Object.entries(plan.env)) args.push('--env', `${name}=${value}`);
+  args.push(
+    '--loginuid', String(plan.loginuid),
+    '--nice', String(plan.nice),
+    '--affinity', plan.affinity,
+    '--oom-score-adj', String(plan.oomScoreAdj),
+    '--ioprio', String(plan.ioprio),
+  );
+  if (plan.cgroupFd >= 0) args.push('--cgroup-fd', String(CHILD_FD.cgroup));
   args.push(
     '--control-fd', String(CHILD_FD.control),
     '--cwd-fd', String(CHILD_FD.cwd),
@@ -70,7 +85,10 @@ export function startLauncher(plan: LaunchPlan): Launched {
     // spawn() dup2()s each number to its index, which clears close-on-exec
     // on exactly these copies and no others.
     const child = spawn(LAUNCHER, launcherArgs(plan), {
-      stdio: [...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd],
+      stdio: [
+        ...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd,
+        ...(plan.cgroupFd >= 0 ? [plan.cgroupFd] : []),
+      ],
       env: {},
       argv0: 'stx-launch',
       windowsHide: true,

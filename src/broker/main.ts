@@ -9,6 +9,7 @@ import { DEFAULT_EXEC_GROUP, DEFAULT_RULES, socketPath } from '../shared/default
 import { closeQuietly, getgrnamGid } from '../shared/native/libc.js';
 import { openAudit, type Audit } from './audit.js';
 import { BinaryError, openVerifiedBinary } from './binary.js';
+import { CgroupError, openSessionCgroups, type SessionCgroups } from './cgroup.js';
 import { LAUNCHER } from './launch.js';
 import { DEFAULT_LIMITS, type Limits } from './quota.js';
 import { MemoryReader } from './seccomp/memread.js';
@@ -79,6 +80,21 @@ function checkLauncher(): void {
   }
 }
 
+/** How long a shutdown waits for the killed sessions' cgroups to empty. */
+const SHUTDOWN_CGROUP_MS = 2000;
+
+function sessionCgroups(): SessionCgroups {
+  try {
+    const cgroups = openSessionCgroups((m) => log.warn(m));
+    log.info(cgroups.description);
+    return cgroups;
+  } catch (e) {
+    if (!(e instanceof CgroupError)) throw e;
+    die(`refusing to start: sessions could not be contained: ${e.message}. ` +
+      'Mount cgroup v2, or start with --no-cgroups (a session\'s surviving children are then not killed, only cut off from elevated calls)');
+  }
+}
+
 function main(): void {
   const argv = yargs(hideBin(process.argv))
     .scriptName('stx-elevated')
@@ -87,6 +103,12 @@ function main(): void {
     .option('rules', { type: 'string', default: DEFAULT_RULES, describe: 'rules directory' })
     .option('audit', { type: 'string', describe: 'audit log: a file, or - for standard output (default: standard error)' })
     .option('exec-group', { type: 'string', default: DEFAULT_EXEC_GROUP, describe: 'powerless group used as the programs\' real gid' })
+    // yargs reads --no-cgroups as cgroups = false.
+    .option('cgroups', {
+      type: 'boolean', default: true,
+      describe: 'each session in its own cgroup (v2), killed when it ends; --no-cgroups runs without: '
+        + 'a session\'s surviving children are then not killed, only cut off from elevated calls',
+    })
     .option('max-sessions-per-user', { type: 'number', default: DEFAULT_LIMITS.sessionsPerUser, describe: 'concurrent connections and sessions of one user' })
     .option('max-fds-per-user', { type: 'number', default: DEFAULT_LIMITS.fdsPerUser, describe: 'fds the broker holds for one user (passed by clients, taken from programs)' })
     .option('max-notifications-per-user', { type: 'number', default: DEFAULT_LIMITS.notificationsPerUser, describe: 'trapped calls of one user\'s programs in flight' })
@@ -106,24 +128,36 @@ function main(): void {
   if (execGid === undefined) die(`group ${argv['exec-group']} does not exist; create it with: groupadd --system ${argv['exec-group']}`);
   checkLauncher();
   let rules = load(argv.rules, audit) ?? die(`refusing to start: the rules in ${argv.rules} are invalid`);
-  const server = new Server(socketPath(argv.socket), {
-    rules: () => rules,
-    audit,
-    execGid,
-    log: (m) => log.warn(m),
-    limits,
-    reader: new MemoryReader(limits.readDeadlineMs, MemoryReader.capFor(threadPoolSize())),
-  });
+  const cgroups = argv.cgroups ? sessionCgroups() : undefined;
+  let server: Server;
+  try {
+    server = new Server(socketPath(argv.socket), {
+      rules: () => rules,
+      audit,
+      execGid,
+      cgroups,
+      log: (m) => log.warn(m),
+      limits,
+      reader: new MemoryReader(limits.readDeadlineMs, MemoryReader.capFor(threadPoolSize())),
+    });
+  } catch (e) {
+    void cgroups?.close(0); // the subtree is still empty: removed at once
+    throw e;
+  }
   process.on('SIGHUP', () => {
     // A broken file never loosens the policy: keep the rules we had.
     const next = load(argv.rules, audit);
     if (next) rules = next;
   });
+  let stopping = false;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      // Sessions kill their cgroups; the subtree goes once they are empty (bounded).
       server.close();
       audit.flush();
-      process.exit(0);
+      void (cgroups?.close(SHUTDOWN_CGROUP_MS) ?? Promise.resolve()).finally(() => process.exit(0));
     });
   }
   process.on('uncaughtException', (e) => {

@@ -10,8 +10,10 @@
  *  - decide with the kernel's identity of the client, the loaded rules and
  *    the binary it opened itself, never with the client's words;
  *  - tie the program to the session: when the client goes away the program
- *    gets SIGHUP, then SIGKILL after a grace period; when the program ends
- *    its listener is closed, so surviving children hold no elevated call;
+ *    gets SIGHUP, then after a grace period its cgroup is killed (without
+ *    cgroups: the program is); when the program ends its cgroup is killed
+ *    and its listener closed, and from the moment it has exited no trapped
+ *    call of a survivor is granted;
  *  - count every fd it receives against the user's fd quota until its
  *    close has returned, and close a connection that stays in phase `new`
  *    past the idle time (quota.ts);
@@ -21,7 +23,8 @@
 import { constants as osConstants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import {
-  MSG_NOSIGNAL, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal, recvmsg, sendmsg,
+  MSG_NOSIGNAL, POLLIN, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal, pollNow,
+  recvmsg, sendmsg,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
@@ -30,9 +33,11 @@ import {
 } from '../shared/protocol.js';
 import type { Audit, AuditEvent } from './audit.js';
 import { BinaryError, openVerifiedBinary } from './binary.js';
+import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 import { programEnvironment } from './environment.js';
 import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
 import { startLauncher } from './launch.js';
+import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
 import { findProgram, mayRun } from './rules/match.js';
@@ -47,6 +52,8 @@ export interface BrokerContext {
   rules(): RuleSet;
   audit: Audit;
   execGid: number;
+  /** undefined: --no-cgroups. */
+  cgroups?: SessionCgroups;
   log(message: string): void;
   /** Per-user caps, idle time, refusal limits, read deadline. */
   limits: Readonly<Limits>;
@@ -78,8 +85,11 @@ export class Session {
   private killTimer?: NodeJS.Timeout;
   private binary?: { dev: number; ino: number };
   private argv: string[] = [];
+  /** How the client is sandboxed, when its rule serves it anyway (sandboxed-clients = allow). */
+  private sandbox: SandboxReason[] = [];
+  private cgroup?: SessionCgroup;
+  private killed = false;
   private idleTimer?: NodeJS.Timeout;
-  private killReason?: string;
   private readonly refusals: RefusalLimiter;
 
   /** `quota`: the user's counts, with this session already counted in them (Server.admit). */
@@ -179,7 +189,7 @@ export class Session {
     if (this.programPidfd >= 0) {
       this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.child?.pid}`);
       this.signalProgram(osConstants.signals.SIGHUP);
-      this.killTimer = setTimeout(() => this.signalProgram(osConstants.signals.SIGKILL), HANGUP_GRACE_MS);
+      this.killTimer = setTimeout(() => this.kill('the client went away'), HANGUP_GRACE_MS);
     }
     this.maybeEnd();
   }
@@ -204,35 +214,48 @@ export class Session {
       throw new ProtocolError(`cannot inspect the cwd fd: ${e.message}`);
     }
     if (cwdType !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
-    let binaryFd = -1, netnsFd = -1;
+    let binaryFd = -1, netnsFd = -1, cgroupFd = -1;
     try {
+      const sandbox = clientSandbox(this.client);
+      if (sandbox.reasons.length > 0 && !rule.sandboxedClients) {
+        return this.refuseRun(req.path, `the broker refused to run ${req.path}: you are in a sandbox (${sandbox.phrases.join(', ')}); `
+          + `the rule ${rule.file} does not serve sandboxed clients (sandboxed-clients = allow)`, fds, { sandbox: sandbox.reasons });
+      }
+      this.sandbox = sandbox.reasons;
       const context = clientContext(this.client);
       netnsFd = context.netnsFd;
       const binary = openVerifiedBinary(rule.path);
       binaryFd = binary.fd;
       this.binary = { dev: binary.dev, ino: binary.ino };
+      if (this.ctx.cgroups) {
+        this.cgroup = this.ctx.cgroups.create(this.id, this.client.uid);
+        cgroupFd = this.cgroup.openDir();
+      }
       const launched = startLauncher({
         uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
         env: programEnvironment(req.env, user), argv: req.argv,
-        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule),
+        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule), cgroupFd,
+        loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
+        oomScoreAdj: context.oomScoreAdj,
       });
       this.started(launched.child, launched.control, req);
     } catch (e) {
-      if (e instanceof BinaryError || e instanceof IdentityError) {
+      if (e instanceof BinaryError || e instanceof IdentityError || e instanceof CgroupError) {
         return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
       }
       throw e;
     } finally {
       closeQuietly(binaryFd);
       closeQuietly(netnsFd);
+      closeQuietly(cgroupFd);
     }
     this.closeClientFds(fds);
     return true;
   }
 
-  private refuseRun(path: string, reason: string, fds: number[]): boolean {
-    this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined });
+  private refuseRun(path: string, reason: string, fds: number[], extra: Record<string, unknown> = {}): boolean {
+    this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined, ...extra });
     this.send({ v: 1, type: 'refused', reason });
     this.closeClientFds(fds);
     this.onClientGone('refused');
@@ -245,15 +268,32 @@ export class Session {
   }
 
   /**
-   * End the session's program now: it overran a deadline or a limit. The
-   * exit record says why. (For now SIGKILL through the program's pidfd;
-   * with a cgroup per session, the whole cgroup.)
+   * End everything the session runs: its cgroup (cgroup.kill), and the
+   * program itself by its pidfd (the launcher may not have joined the
+   * cgroup yet; without cgroups that is all there is). Audited once, with
+   * the pids that were there, unless there were none. Also how the broker
+   * ends a session that overran a limit (refusals.ts) or a deadline (a read
+   * of its memory, memread.ts).
    */
   kill(reason: string): void {
-    if (this.killReason !== undefined || this.programPidfd < 0) return;
-    this.killReason = reason;
-    this.ctx.log(`session ${this.id}: killing pid ${this.child?.pid}: ${reason}`);
+    if (this.killed) return;
+    this.killed = true;
+    let pids: number[] = [];
+    if (this.cgroup) {
+      try {
+        pids = this.cgroup.kill();
+      } catch (e) {
+        this.ctx.log(`session ${this.id}: cannot kill its cgroup: ${(e as Error).message}`);
+      }
+    }
+    if (this.programAlive() && !pids.includes(this.child!.pid!)) pids.push(this.child!.pid!);
     this.signalProgram(osConstants.signals.SIGKILL);
+    if (pids.length > 0) this.audit('kill', { reason, pids });
+  }
+
+  /** The program (or the launcher before it) has not exited. */
+  private programAlive(): boolean {
+    return this.programPidfd >= 0 && (pollNow(this.programPidfd, POLLIN) & POLLIN) === 0;
   }
 
   private signalProgram(signal: number): void {
@@ -338,6 +378,7 @@ export class Session {
       program: rule,
       binary: this.binary!,
       launcherPid: this.child!.pid!,
+      ended: () => !this.programAlive(),
       quota: this.quota,
       reader: this.ctx.reader,
       audit: (event: 'grant', fields: Record<string, unknown>) => this.audit(event, fields),
@@ -355,12 +396,15 @@ export class Session {
     this.phase = 'running';
     this.audit('launch', {
       pid: this.child!.pid, argv: this.argv, rule: { file: this.rule!.file, section: 'program' }, client: { pid: this.client.pid },
+      sandbox: this.sandbox.length > 0 ? this.sandbox : undefined,
     });
     this.send({ v: 1, type: 'started', pid: this.child!.pid! });
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null, req: RunRequest): void {
     this.onControl(); // the exec's end of file may still be queued
+    // Its children go with it; the grant check already refuses them.
+    this.kill(this.clientGone ? 'the client went away' : 'the program exited');
     this.closeSupervisor();
     this.refusals.close(); // summaries before the exit record
     if (this.killTimer) clearTimeout(this.killTimer);
@@ -373,7 +417,7 @@ export class Session {
       this.send({ v: 1, type: 'refused', reason: `the broker could not start ${req.path}: ${why}` });
     } else {
       const status = code ?? 128 + (signal ? osConstants.signals[signal] : 0);
-      this.audit('exit', { pid, code, signal, status, killed: this.killReason });
+      this.audit('exit', { pid, code, signal, status });
       this.send({ v: 1, type: 'exit', code, signal });
     }
     this.phase = 'ended';
@@ -392,6 +436,7 @@ export class Session {
     if (this.child && this.phase !== 'ended') return; // the program's exit comes later
     this.control?.close();
     this.control = undefined;
+    this.cgroup?.release();
     closeQuietly(this.client.pidfd);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.refusals.close();
@@ -402,5 +447,6 @@ export class Session {
   /** Broker shutdown: the program loses its elevated calls and its session. */
   shutdown(): void {
     this.onClientGone('broker shutting down');
+    this.kill('the broker is shutting down');
   }
 }

@@ -20,6 +20,8 @@ export interface Fixtures {
   attack: string
   /** LD_PRELOAD library announcing "PRELOADED exe=..." on stderr */
   preload: string
+  /** `seccomp-exec filter|none PROGRAM ARGS...`, run as root: a seccomp filter without no_new_privs (test/fixtures/seccomp-exec.c) */
+  seccompExec: string
   /** raw SOCK_SEQPACKET client for bad-input tests (python3) */
   rawClient: string
   /** <tree>/bin-under-test/ping: /usr/bin/ping copied without its file capability */
@@ -54,7 +56,8 @@ export async function buildFixtures(tree: InstalledTree): Promise<Fixtures> {
   await cc([...CFLAGS, '-o', out('stx-probe'), src('stx-probe.c')])
   await cc([...CFLAGS, '-o', out('stx-attack'), src('stx-attack.c')])
   await cc([...CFLAGS, '-shared', '-fPIC', '-o', out('preload.so'), src('preload.c')])
-  for (const f of ['stx-probe', 'stx-attack', 'preload.so']) rootExec(out(f))
+  await cc([...CFLAGS, '-o', out('seccomp-exec'), src('seccomp-exec.c')])
+  for (const f of ['stx-probe', 'stx-attack', 'preload.so', 'seccomp-exec']) rootExec(out(f))
 
   copyFileSync(out('stx-probe'), out('stx-probe-cap'))
   rootExec(out('stx-probe-cap'))
@@ -78,6 +81,7 @@ export async function buildFixtures(tree: InstalledTree): Promise<Fixtures> {
     probeCap: out('stx-probe-cap'),
     attack: out('stx-attack'),
     preload: out('preload.so'),
+    seccompExec: out('seccomp-exec'),
     rawClient: out('raw-client.py'),
     ping,
   }

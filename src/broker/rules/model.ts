@@ -34,6 +34,12 @@ export interface ProgramRule {
   path: string;            // absolute, canonical path of the binary
   users: '*' | string[];   // user names; '*' = every user with a passwd entry
   groups: string[];        // group names; membership by the client's kernel-reported groups
+  /**
+   * sandboxed-clients = allow: serve a client under no_new_privs, its own
+   * seccomp filter, another LSM label or another mount namespace (the
+   * program then runs outside that sandbox). Default false: refused.
+   */
+  sandboxedClients: boolean;
   calls: CallRule[];
 }
 

@@ -212,6 +212,7 @@ const PROGRAM_KEYS: Keys = {
   path: '/absolute/path/of/the/program',
   users: '* or a list of user names',
   groups: 'a list of group names',
+  'sandboxed-clients': 'allow or deny',
 };
 
 /** POSIX portable user and group names, as useradd accepts them. */
@@ -256,6 +257,11 @@ function parseGroups(v: string): string[] | Problem {
   return badNames(items, 'group') ?? items;
 }
 
+function parseSandboxedClients(v: string): boolean | Problem {
+  if (v === 'allow' || v === 'deny') return v === 'allow';
+  return new Problem(`unknown value ${q(v)}; use allow or deny`);
+}
+
 type Program = Omit<ProgramRule, 'calls'>;
 
 function buildProgram(s: Section, file: string, r: Report): Program | undefined {
@@ -263,13 +269,14 @@ function buildProgram(s: Section, file: string, r: Report): Program | undefined 
   const path = read(s, PROGRAM_KEYS, 'path', r, parsePath) ?? missing(s, PROGRAM_KEYS, 'path', r);
   const users = read(s, PROGRAM_KEYS, 'users', r, parseUsers);
   const groups = read(s, PROGRAM_KEYS, 'groups', r, parseGroups);
+  const sandboxed = read(s, PROGRAM_KEYS, 'sandboxed-clients', r, parseSandboxedClients);
   if (users === undefined && groups === undefined && !s.repeat) {
     r.add(s.line, s.name, undefined,
       'names no users or groups; add users = * (every user), users = a list of names, or groups = a list of groups');
   }
-  if (path === BAD || users === BAD || groups === BAD) return undefined;
+  if (path === BAD || users === BAD || groups === BAD || sandboxed === BAD) return undefined;
   if (users === undefined && groups === undefined) return undefined;
-  return { at: at(file, s), file, path, users: users ?? [], groups: groups ?? [] };
+  return { at: at(file, s), file, path, users: users ?? [], groups: groups ?? [], sandboxedClients: sandboxed ?? false };
 }
 
 function at(file: string, s: Section): Location {

@@ -78,6 +78,8 @@ export interface SupervisedProgram {
   readonly program: ProgramRule;
   readonly binary: { dev: number; ino: number };
   readonly launcherPid: number;
+  /** The session's program has exited: whatever survives it gets nothing. */
+  ended(): boolean;
   /** The user's counts: notifications in flight, fds held. */
   readonly quota: UserQuota;
   /** Reads of program memory on the thread pool. */
@@ -88,7 +90,7 @@ export interface SupervisedProgram {
   refuse(fields: RefusalFields, always?: boolean): void;
   /** Whether the next refusal gets a record of its own (else it is only counted: its details need no read). */
   refusalDetailed(): boolean;
-  /** Kill the session's program (a deadline overrun); the caller records why. */
+  /** Kill the session (a deadline overrun): its cgroup and program; audited as a kill record. */
   kill(reason: string): void;
   log(message: string): void;
 }
@@ -184,6 +186,12 @@ export class Supervisor {
   private dispatch(n: Notification, target: Target, slot: Slot): Outcome {
     const isExec = n.nr === NR.execve || n.nr === NR.execveat;
     if (n.arch !== AUDIT_ARCH_X86_64) return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'foreign architecture');
+    // A child that outlives the program until the broker kills the session
+    // must not be served in that window.
+    if (this.prog.ended()) {
+      const name = Object.entries(NR).find(([, nr]) => nr === n.nr)?.[0] ?? `syscall ${n.nr}`;
+      return this.refuse(n, { name, args: {} }, EPERM, 'the session is over: its program has exited');
+    }
     if (isExec && this.execPending) return this.launcherExec(n, target);
     // /proc/TID/exe is the launched binary (every exec after the launcher's
     // is refused), verified root-owned on a root-owned path: no user's FUSE
@@ -244,6 +252,8 @@ export class Supervisor {
         if (this.closed || r.cancelled) return;
         if (r.overrun) return this.overran(n, call);
         if (!idValid(this.listener, n.id)) return;
+        // The program may have exited while the read ran: a survivor gets nothing.
+        if (this.prog.ended()) return this.refuse(n, call, EPERM, 'the session is over: its program has exited');
         outcome = then(r);
       } catch (e) {
         this.failSafe(n, e);

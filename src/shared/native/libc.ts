@@ -105,6 +105,7 @@ const NR = {
   pidfd_send_signal: 424,
   pidfd_open: 434,
   pidfd_getfd: 438,
+  ioprio_get: 252,
 } as const;
 
 /* ---- constants ---- */
@@ -380,6 +381,11 @@ export function readProcessMemory(pid: number, address: bigint, len: number): Bu
   arena.writeBigUInt64LE(BigInt(len), remote + 8);
   const n = check('process_vm_readv', f.syscall5(NR.process_vm_readv, pid, ptr(local), 1, ptr(remote), 1));
   return Buffer.from(arena.subarray(A.io, A.io + n));
+}
+
+/** ioprio_get(IOPRIO_WHO_PROCESS, pid): the I/O priority as the kernel encodes it (class << 13 | data). */
+export function ioprioGet(pid: number): number {
+  return check(`ioprio_get(${pid})`, f.syscall3(NR.ioprio_get, 1, pid, 0));
 }
 
 export function setns(fd: number, nstype: number): void {
