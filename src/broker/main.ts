@@ -11,6 +11,8 @@ import { openAudit, type Audit } from './audit.js';
 import { BinaryError, openVerifiedBinary } from './binary.js';
 import { CgroupError, openSessionCgroups, type SessionCgroups } from './cgroup.js';
 import { LAUNCHER } from './launch.js';
+import { DEFAULT_LIMITS, type Limits } from './quota.js';
+import { MemoryReader } from './seccomp/memread.js';
 import { loadRules } from './rules/load.js';
 import type { RuleSet } from './rules/model.js';
 import { Server } from './server.js';
@@ -32,6 +34,40 @@ function load(dir: string, audit: Audit): RuleSet | undefined {
   }
   audit.record('rules-loaded', { dir, files: rules.files, programs: [...rules.programs.keys()] });
   return rules;
+}
+
+/** libuv's thread pool size, as libuv read it at its start (bin/stx-elevated sets it). */
+function threadPoolSize(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : 4;
+}
+
+/** Per-user caps and deadlines from the options; usage error (exit 2) when one is not a positive number. */
+function limitsFrom(argv: Record<string, unknown>): Limits {
+  const count = (key: string): number => {
+    const v = argv[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) usage(`--${key} must be a positive integer`);
+    return v;
+  };
+  const seconds = (key: string): number => {
+    const v = argv[key];
+    if (typeof v !== 'number' || !(v > 0) || v > 86400) usage(`--${key} must be a number of seconds above 0 (at most 86400)`);
+    return Math.round(v * 1000);
+  };
+  return {
+    ...DEFAULT_LIMITS,
+    sessionsPerUser: count('max-sessions-per-user'),
+    fdsPerUser: count('max-fds-per-user'),
+    notificationsPerUser: count('max-notifications-per-user'),
+    idleMs: seconds('idle-timeout'),
+    refusalLimit: count('refusal-limit'),
+    readDeadlineMs: seconds('read-timeout'),
+  };
+}
+
+function usage(message: string): never {
+  process.stderr.write(`stx-elevated: ${message}\nTry 'stx-elevated --help'.\n`);
+  process.exit(2);
 }
 
 /** The launcher runs as root: it must be as safe as any elevated binary. */
@@ -73,14 +109,18 @@ function main(): void {
       describe: 'each session in its own cgroup (v2), killed when it ends; --no-cgroups runs without: '
         + 'a session\'s surviving children are then not killed, only cut off from elevated calls',
     })
+    .option('max-sessions-per-user', { type: 'number', default: DEFAULT_LIMITS.sessionsPerUser, describe: 'concurrent connections and sessions of one user' })
+    .option('max-fds-per-user', { type: 'number', default: DEFAULT_LIMITS.fdsPerUser, describe: 'fds the broker holds for one user (passed by clients, taken from programs)' })
+    .option('max-notifications-per-user', { type: 'number', default: DEFAULT_LIMITS.notificationsPerUser, describe: 'trapped calls of one user\'s programs in flight' })
+    .option('idle-timeout', { type: 'number', default: DEFAULT_LIMITS.idleMs / 1000, describe: 'seconds a connection may stay without a request' })
+    .option('refusal-limit', { type: 'number', default: DEFAULT_LIMITS.refusalLimit, describe: 'refused calls after which a session is killed' })
+    .option('read-timeout', { type: 'number', default: DEFAULT_LIMITS.readDeadlineMs / 1000, describe: 'seconds a read of a program\'s memory may run before its session is killed' })
     .strict()
     .version(false)
     .help()
-    .fail((msg) => {
-      process.stderr.write(`stx-elevated: ${msg}\nTry 'stx-elevated --help'.\n`);
-      process.exit(2);
-    })
+    .fail((msg) => usage(msg))
     .parseSync();
+  const limits = limitsFrom(argv);
 
   if (process.getuid?.() !== 0) die('must run as root');
   const audit = openAudit(argv.audit);
@@ -97,6 +137,8 @@ function main(): void {
       execGid,
       cgroups,
       log: (m) => log.warn(m),
+      limits,
+      reader: new MemoryReader(limits.readDeadlineMs, MemoryReader.capFor(threadPoolSize())),
     });
   } catch (e) {
     void cgroups?.close(0); // the subtree is still empty: removed at once

@@ -5,24 +5,34 @@
  * MUST: identify every client from the socket itself (SO_PEERCRED,
  * SO_PEERPIDFD, SO_PEERGROUPS) at accept time; a client that cannot be
  * identified is closed with a client-rejected record, and nothing a client
- * does stops the accept loop.
+ * does stops the accept loop. A user at their session cap is turned away
+ * at accept time (a `refused` message and a client-rejected record),
+ * holding nothing of the broker's afterwards.
  */
 import { chmodSync, mkdirSync, unlinkSync, lstatSync } from 'node:fs';
 import path from 'node:path';
 import {
-  AF_UNIX, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, SysError, accept, bindUnix, closeQuietly, connectUnix, listen, socket,
+  AF_UNIX, MSG_NOSIGNAL, SHUT_RD, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, SysError, accept, bindUnix, closeOffLoop,
+  closeOffLoopThen, closeQuietly, connectUnix, listen, recvmsg, sendmsg, shutdown, socket,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
-import { peerIdentity } from './identity.js';
+import { encode } from '../shared/protocol.js';
+import { peerIdentity, type ClientIdentity } from './identity.js';
+import { Quotas, type UserQuota } from './quota.js';
 import { Session, type BrokerContext } from './session.js';
 
 const BACKLOG = 128;
+const SCM_MAX_FD = 253;
+/** Datagrams read off a turned-away connection at most (the kernel queues few more). */
+const DRAIN_MAX = 1024;
 
 export class Server {
   private readonly watch: FdWatch;
   readonly sessions = new Set<Session>();
+  readonly quotas: Quotas;
 
   constructor(readonly socketPath: string, private readonly ctx: Omit<BrokerContext, 'ended'>) {
+    this.quotas = new Quotas(ctx.limits);
     prepareSocketPath(socketPath);
     const fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     try {
@@ -61,8 +71,43 @@ export class Server {
       closeQuietly(conn);
       return;
     }
-    const session = new Session(conn, identity, { ...this.ctx, ended: (s) => this.sessions.delete(s) });
+    const quota = this.quotas.forUser(identity.uid, identity.passwd?.name);
+    const over = quota.openSession();
+    if (over) return this.turnAway(conn, identity, quota, over);
+    const session = new Session(conn, identity, {
+      ...this.ctx,
+      ended: (s) => {
+        this.sessions.delete(s);
+        quota.closeSession();
+      },
+    }, quota);
     this.sessions.add(session);
+  }
+
+  /**
+   * A user at their session cap: say why and close, holding nothing. Shut
+   * the reading side first, so the client's run either is already queued
+   * (read and dropped here) or fails with EPIPE (the client then reads this
+   * answer); closing with data still queued would reset the connection and
+   * lose the answer.
+   */
+  private turnAway(conn: number, identity: ClientIdentity, quota: UserQuota, reason: string): void {
+    this.ctx.audit.record('client-rejected', { uid: identity.uid, user: identity.passwd?.name ?? null, pid: identity.pid, reason });
+    try {
+      shutdown(conn, SHUT_RD);
+      for (let i = 0; i < DRAIN_MAX; i++) {
+        const got = recvmsg(conn, 1, SCM_MAX_FD);
+        if (!got || (got.data.length === 0 && got.fds.length === 0)) break;
+        quota.holdFds(got.fds.length);
+        for (const fd of got.fds) closeOffLoopThen(fd, () => quota.releaseFds(1));
+      }
+      sendmsg(conn, encode({ v: 1, type: 'refused', reason }), [], MSG_NOSIGNAL);
+    } catch (e) {
+      this.ctx.log(`turning away pid ${identity.pid}: ${(e as Error).message}`);
+    } finally {
+      closeOffLoop(conn);
+      closeQuietly(identity.pidfd);
+    }
   }
 
   close(): void {

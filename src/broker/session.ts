@@ -13,13 +13,18 @@
  *    gets SIGHUP, then after a grace period its cgroup is killed (without
  *    cgroups: the program is); when the program ends its cgroup is killed
  *    and its listener closed, and from the moment it has exited no trapped
- *    call of a survivor is granted.
+ *    call of a survivor is granted;
+ *  - count every fd it receives against the user's fd quota until its
+ *    close has returned, and close a connection that stays in phase `new`
+ *    past the idle time (quota.ts);
+ *  - never touch a client's fd in a way that can block the loop: the cwd's
+ *    type comes from cached attributes (fileTypeCached), never fstat.
  */
-import { fstatSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import {
-  MSG_NOSIGNAL, POLLIN, SysError, closeOffLoop, closeQuietly, getgrnamGid, pidfdOpen, pidfdSendSignal, pollNow, recvmsg, sendmsg,
+  MSG_NOSIGNAL, POLLIN, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal, pollNow,
+  recvmsg, sendmsg,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
@@ -37,7 +42,10 @@ import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
 import { findProgram, mayRun } from './rules/match.js';
 import { buildFilter } from './seccomp/filter.js';
+import type { MemoryReader } from './seccomp/memread.js';
 import { Supervisor } from './seccomp/supervisor.js';
+import type { Limits, UserQuota } from './quota.js';
+import { RefusalLimiter, type RefusalFields } from './refusals.js';
 
 /** What every session shares: the broker's state, never the client's. */
 export interface BrokerContext {
@@ -47,13 +55,16 @@ export interface BrokerContext {
   /** undefined: --no-cgroups. */
   cgroups?: SessionCgroups;
   log(message: string): void;
+  /** Per-user caps, idle time, refusal limits, read deadline. */
+  limits: Readonly<Limits>;
+  /** Reads of programs' memory, on the thread pool. */
+  reader: MemoryReader;
   /** The session ended and released everything. */
   ended(session: Session): void;
 }
 
 const HANGUP_GRACE_MS = 2000;
 const SCM_MAX_FD = 253;
-const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
 let lastId = 0;
@@ -78,9 +89,20 @@ export class Session {
   private sandbox: SandboxReason[] = [];
   private cgroup?: SessionCgroup;
   private killed = false;
+  private idleTimer?: NodeJS.Timeout;
+  private readonly refusals: RefusalLimiter;
 
-  constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext) {
+  /** `quota`: the user's counts, with this session already counted in them (Server.admit). */
+  constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext, private readonly quota: UserQuota) {
+    const { limits } = ctx;
+    this.refusals = new RefusalLimiter(limits.refusalsLogged, limits.refusalLimit,
+      (fields) => this.audit('refuse', fields), (why) => this.kill(why));
     this.conn = new FdWatch(connFd, READABLE, () => this.onClientReadable());
+    // A connection that never asks holds a session of the user's quota.
+    this.idleTimer = setTimeout(() => {
+      if (this.phase === 'new' && !this.clientGone) this.reject(`no request within ${limits.idleMs / 1000} s`);
+    }, limits.idleMs);
+    this.idleTimer.unref();
   }
 
   /** Identity fields every record of this session carries. */
@@ -107,6 +129,13 @@ export class Session {
     }
     if (!got) return;
     if (got.data.length === 0 && got.fds.length === 0) return this.onClientGone('client closed the connection');
+    // Held from now until their closes return, whatever becomes of the message.
+    this.quota.holdFds(got.fds.length);
+    const over = this.quota.fdsOver();
+    if (over) {
+      this.closeClientFds(got.fds);
+      return this.refuseQuota(over);
+    }
     try {
       if (got.truncated) throw new ProtocolError(`message longer than ${MAX_MESSAGE} bytes`);
       if (got.ctruncated) throw new ProtocolError('too many fds');
@@ -115,9 +144,9 @@ export class Session {
       if (!row.phases.includes(this.phase)) throw new ProtocolError(`${message.type} is not allowed now (${this.phase})`);
       if (got.fds.length !== row.fds) throw new ProtocolError(`${message.type} takes ${row.fds} fds, got ${got.fds.length}`);
       const kept = row.handle(this, message, got.fds);
-      if (!kept) got.fds.forEach(closeOffLoop);
+      if (!kept) this.closeClientFds(got.fds);
     } catch (e) {
-      got.fds.forEach(closeOffLoop);
+      this.closeClientFds(got.fds);
       if (!(e instanceof ProtocolError)) this.ctx.log(`session ${this.id}: ${(e as Error).stack}`);
       this.reject(e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`);
     }
@@ -132,6 +161,18 @@ export class Session {
     }
   }
 
+  /** Close fds a client passed, on the thread pool; each leaves the user's count when its close returns. */
+  private closeClientFds(fds: number[]): void {
+    for (const fd of fds) closeOffLoopThen(fd, () => this.quota.releaseFds(1));
+  }
+
+  /** Over one of the user's caps: a clear answer, a record, and this client ends. */
+  private refuseQuota(reason: string): void {
+    this.ctx.audit.record('client-rejected', { ...this.who(), pid: this.client.pid, reason });
+    this.send({ v: 1, type: 'refused', reason });
+    this.onClientGone(reason);
+  }
+
   /** A malformed or out-of-phase message: end this client only. */
   private reject(reason: string): void {
     this.ctx.audit.record('client-rejected', { ...this.who(), pid: this.client.pid, reason });
@@ -142,6 +183,7 @@ export class Session {
   private onClientGone(reason: string): void {
     if (this.clientGone) return;
     this.clientGone = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     // Off the loop: fds still queued on the connection are released by its close.
     this.conn.close(true);
     if (this.programPidfd >= 0) {
@@ -164,7 +206,14 @@ export class Session {
       return this.refuseRun(req.path, `no rule lets ${name} run ${req.path}`, fds);
     }
     this.rule = rule;
-    if ((fstatSync(cwd).mode & S_IFMT) !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
+    let cwdType: number;
+    try {
+      cwdType = fileTypeCached(cwd);
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      throw new ProtocolError(`cannot inspect the cwd fd: ${e.message}`);
+    }
+    if (cwdType !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
     let binaryFd = -1, netnsFd = -1, cgroupFd = -1;
     try {
       const sandbox = clientSandbox(this.client);
@@ -201,14 +250,14 @@ export class Session {
       closeQuietly(netnsFd);
       closeQuietly(cgroupFd);
     }
-    fds.forEach(closeOffLoop);
+    this.closeClientFds(fds);
     return true;
   }
 
   private refuseRun(path: string, reason: string, fds: number[], extra: Record<string, unknown> = {}): boolean {
     this.audit('refuse', { pid: this.client.pid, call: { name: 'run', args: { path } }, errno: 'EPERM', reason, rule: this.rule ? { file: this.rule.file, section: 'program' } : undefined, ...extra });
     this.send({ v: 1, type: 'refused', reason });
-    fds.forEach(closeOffLoop);
+    this.closeClientFds(fds);
     this.onClientGone('refused');
     return true;
   }
@@ -222,9 +271,11 @@ export class Session {
    * End everything the session runs: its cgroup (cgroup.kill), and the
    * program itself by its pidfd (the launcher may not have joined the
    * cgroup yet; without cgroups that is all there is). Audited once, with
-   * the pids that were there, unless there were none.
+   * the pids that were there, unless there were none. Also how the broker
+   * ends a session that overran a limit (refusals.ts) or a deadline (a read
+   * of its memory, memread.ts).
    */
-  private kill(reason: string): void {
+  kill(reason: string): void {
     if (this.killed) return;
     this.killed = true;
     let pids: number[] = [];
@@ -258,6 +309,7 @@ export class Session {
 
   private started(child: ChildProcess, control: number, req: RunRequest): void {
     this.phase = 'launching';
+    if (this.idleTimer) clearTimeout(this.idleTimer);
     this.argv = req.argv;
     child.on('error', (e) => this.ctx.log(`session ${this.id}: launcher: ${e.message}`));
     if (child.pid === undefined) {
@@ -327,7 +379,12 @@ export class Session {
       binary: this.binary!,
       launcherPid: this.child!.pid!,
       ended: () => !this.programAlive(),
-      audit: (event: 'grant' | 'refuse', fields: Record<string, unknown>) => this.audit(event, fields),
+      quota: this.quota,
+      reader: this.ctx.reader,
+      audit: (event: 'grant', fields: Record<string, unknown>) => this.audit(event, fields),
+      refuse: (fields: RefusalFields, always = false) => (always ? this.audit('refuse', fields) : this.refusals.record(fields)),
+      refusalDetailed: () => this.refusals.detailed,
+      kill: (reason: string) => this.kill(reason),
       log: (m: string) => this.ctx.log(`session ${this.id}: ${m}`),
     };
   }
@@ -349,6 +406,7 @@ export class Session {
     // Its children go with it; the grant check already refuses them.
     this.kill(this.clientGone ? 'the client went away' : 'the program exited');
     this.closeSupervisor();
+    this.refusals.close(); // summaries before the exit record
     if (this.killTimer) clearTimeout(this.killTimer);
     closeQuietly(this.programPidfd);
     this.programPidfd = -1;
@@ -380,6 +438,8 @@ export class Session {
     this.control = undefined;
     this.cgroup?.release();
     closeQuietly(this.client.pidfd);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.refusals.close();
     this.phase = 'gone';
     this.ctx.ended(this);
   }

@@ -36,6 +36,22 @@ export class BrokerConnection {
     }
   }
 
+  /**
+   * A message the broker already sent, if any, without waiting: after a
+   * failed send, the broker may have said why it closed (a user at the
+   * session cap is answered and closed before the request arrives).
+   */
+  queuedMessage(): BrokerMessage | null {
+    try {
+      const got = recvmsg(this.fd, MAX_MESSAGE, 0);
+      if (!got || got.data.length === 0) return null;
+      got.fds.forEach(closeQuietly);
+      return decodeBrokerMessage(got.data);
+    } catch {
+      return null;
+    }
+  }
+
   signal(signal: ForwardedSignal): void {
     sendmsg(this.fd, encode({ v: 1, type: 'signal', signal }));
   }

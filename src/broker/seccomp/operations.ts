@@ -9,12 +9,13 @@
  *  - create sockets in the program's own network namespace and with the
  *    user's fsuid (so owner-match firewall rules see the user), and always
  *    return the broker's thread to its own namespace and fsuid 0;
- *  - read a pointer argument once, into the broker's own copy.
+ *  - read a pointer argument once, into the broker's own copy (memread.ts,
+ *    off the loop).
  */
 import { fstatSync, statSync } from 'node:fs';
 import {
   CLONE_NEWNET, O_DIRECTORY, O_PATH, O_RDONLY, PIDFD_THREAD, SOCK_CLOEXEC, SysError, closeQuietly, openat,
-  pidfdGetfd, pidfdOpen, readProcessMemory, setfsuid, setns, socket, AT_FDCWD,
+  pidfdGetfd, pidfdOpen, setfsuid, setns, socket, AT_FDCWD,
 } from '../../shared/native/libc.js';
 import { idValid } from './notify.js';
 
@@ -90,37 +91,8 @@ export function socketAsRoot(target: Target, uid: number, domain: number, type: 
   }
 }
 
-/**
- * Read `len` bytes at `address` in the task, once. Throws EFAULT-like
- * SysErrors for unmapped memory; a short read is an error too.
+/*
+ * Reads of the task's memory are not here: they can block for as long as
+ * the program wants (memory mapped from a FUSE file), so they run on the
+ * thread pool with a deadline (memread.ts), never on the event loop.
  */
-export function readMemory(target: Target, address: bigint, len: number): Buffer {
-  const data = readProcessMemory(target.tid, address, len);
-  if (data.length !== len) throw new SysError('process_vm_readv (short read)', 14 /* EFAULT */);
-  return data;
-}
-
-/** A NUL-terminated string of at most `max` bytes, for audit records only. */
-export function readString(target: Target, address: bigint, max = 4096): string | undefined {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  let at = address;
-  try {
-    while (total < max) {
-      const toPage = 4096 - Number(at % 4096n);
-      const chunk = readProcessMemory(target.tid, at, Math.min(toPage, max - total));
-      const nul = chunk.indexOf(0);
-      if (nul >= 0) {
-        chunks.push(chunk.subarray(0, nul));
-        return Buffer.concat(chunks).toString('utf8');
-      }
-      if (chunk.length === 0) break;
-      chunks.push(chunk);
-      total += chunk.length;
-      at += BigInt(chunk.length);
-    }
-  } catch {
-    return undefined;
-  }
-  return Buffer.concat(chunks).toString('utf8') + '…';
-}

@@ -16,30 +16,61 @@
  *  - keep a grant closed over its follow-ups: WIDENING_OPTIONS on a raw
  *    socket only where the rule for that socket kind allows them;
  *  - never block the loop on the program's objects: fds fetched from it are
- *    closed on the thread pool.
+ *    closed on the thread pool, and its memory is read there too, with a
+ *    deadline (memread.ts): a read that overruns fails the call (EFAULT)
+ *    and kills the session; while a notification waits for its read the
+ *    listener goes on serving the others, and what follows a read happens
+ *    only if NOTIF_ID_VALID still holds after it;
+ *  - count what it holds against the user (quota.ts): each notification
+ *    from receipt until answered (and its read until the pool is done with
+ *    it), each fetched or brokered fd until its close returns; over a cap
+ *    the call fails with EAGAIN and a refusal record;
+ *  - serve at most BATCH notifications per wake-up, so listeners take turns;
+ *  - send refusals through the session's rate limiter (refusals.ts);
+ *    grants are always recorded.
  */
 import { fstatSync } from 'node:fs';
 import {
-  POLLHUP, POLLIN, SysError, closeOffLoop, errnoName, pollNow, setsockoptRaw, socketKind,
+  POLLHUP, POLLIN, SysError, closeOffLoopThen, errnoName, pollNow, setsockoptRaw, socketKind,
 } from '../../shared/native/libc.js';
 import { FdWatch, READABLE } from '../../shared/native/uvpoll.js';
+import type { Slot, UserQuota } from '../quota.js';
+import type { RefusalFields } from '../refusals.js';
 import type { ProgramRule } from '../rules/model.js';
 import { matchSocket } from '../rules/match.js';
 import { domainName, protocolName, typeName } from '../rules/names.js';
 import { WIDENING_OPTIONS } from './filter.js';
+import { pageChunks, type Chunk, type MemoryReader, type ReadHandle, type ReadResult } from './memread.js';
 import { AUDIT_ARCH_X86_64, addFdAndReturn, continueCall, fail, idValid, receive, setSyncWakeUp, succeed, type Notification } from './notify.js';
-import { fetchFd, pinTarget, readMemory, readString, releaseTarget, runningBinary, socketAsRoot, type Target } from './operations.js';
+import { fetchFd, pinTarget, releaseTarget, runningBinary, socketAsRoot, type Target } from './operations.js';
 
 const NR = { socket: 41, setsockopt: 54, execve: 59, execveat: 322 } as const;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const AT_EMPTY_PATH = 0x1000;
 const EPERM = 1;
+const EAGAIN = 11;
+const EFAULT = 14;
 const EINVAL = 22;
 const SOCK_RAW = 3;
 const ENOTSOCK = 88;
-/** Notifications served per wake-up before yielding to other sessions. */
-const BATCH = 16;
+/** Longest exec path read for the audit record. */
+const PATH_MAX = 4096;
+/**
+ * Notifications served per wake-up of this listener, that is per turn of
+ * the event loop (libuv runs each ready watcher's callback once per turn).
+ * Small, so that listeners take turns: a program flooding trapped calls
+ * from many threads gets K per turn like every other program, and another
+ * user's ready listener waits at most one turn (K calls of each busy
+ * listener, tens of microseconds each) instead of until the flood runs
+ * dry. A larger K would buy a flooding program little (a turn costs one
+ * epoll_wait) and cost everyone else latency.
+ */
+const BATCH = 4;
+
+/** dispatch's answer when the call is answered later, after a read on the thread pool. */
+const PENDING = Symbol('pending');
+type Outcome = void | typeof PENDING;
 
 /** What the supervisor needs to know of its session. */
 export interface SupervisedProgram {
@@ -49,18 +80,41 @@ export interface SupervisedProgram {
   readonly launcherPid: number;
   /** The session's program has exited: whatever survives it gets nothing. */
   ended(): boolean;
-  /** Audit with the session's identity fields filled in. */
-  audit(event: 'grant' | 'refuse', fields: Record<string, unknown>): void;
+  /** The user's counts: notifications in flight, fds held. */
+  readonly quota: UserQuota;
+  /** Reads of program memory on the thread pool. */
+  readonly reader: MemoryReader;
+  /** A grant record with the session's identity fields filled in (never rate-limited). */
+  audit(event: 'grant', fields: Record<string, unknown>): void;
+  /** A refusal record, through the session's rate limiter unless `always`. */
+  refuse(fields: RefusalFields, always?: boolean): void;
+  /** Whether the next refusal gets a record of its own (else it is only counted: its details need no read). */
+  refusalDetailed(): boolean;
+  /** Kill the session (a deadline overrun): its cgroup and program; audited as a kill record. */
+  kill(reason: string): void;
   log(message: string): void;
 }
 
 const int32 = (v: bigint): number => Number(BigInt.asIntN(32, v));
 const ruleRef = (r: { at: { file: string; section: string } }) => ({ file: r.at.file, section: r.at.section });
 
+function callName(nr: number): string {
+  switch (nr) {
+    case NR.socket: return 'socket';
+    case NR.setsockopt: return 'setsockopt';
+    case NR.execve: return 'execve';
+    case NR.execveat: return 'execveat';
+    default: return `syscall ${nr}`;
+  }
+}
+
 export class Supervisor {
   private readonly watch: FdWatch;
   /** The launcher's one exec of the verified binary has not happened yet. */
   private execPending = true;
+  private closed = false;
+  /** Reads on the thread pool, cancelled (delivered as such) on close. */
+  private readonly reads = new Set<ReadHandle>();
 
   constructor(private readonly listener: number, private readonly prog: SupervisedProgram, private readonly onHangup: () => void) {
     setSyncWakeUp(listener);
@@ -69,11 +123,15 @@ export class Supervisor {
 
   /** Unwatch and close the listener: trapped calls of any survivor now fail with ENOSYS. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.watch.close();
+    // Their continuations see `closed` and only release what they hold.
+    for (const r of [...this.reads]) r.cancel();
   }
 
   private onReadable(): void {
-    for (let i = 0; i < BATCH; i++) {
+    for (let i = 0; i < BATCH && !this.closed; i++) {
       const revents = pollNow(this.listener, POLLIN);
       if ((revents & POLLIN) === 0) {
         // libuv reports a bare hang-up (last task gone) as readable.
@@ -86,24 +144,46 @@ export class Supervisor {
   }
 
   private serve(n: Notification): void {
+    const slot = this.prog.quota.takeNotification();
+    if (typeof slot === 'string') return this.overQuota(n, slot);
     let target: Target | null = null;
+    let outcome: Outcome = undefined;
     try {
       target = pinTarget(this.listener, n.id, n.pid);
       if (!target) return; // gone: nobody waits for an answer
-      this.dispatch(n, target);
+      outcome = this.dispatch(n, target, slot);
     } catch (e) {
-      this.prog.log(`notification for pid ${n.pid} call ${n.nr}: ${(e as Error).message}; answered EPERM`);
-      try {
-        fail(this.listener, n.id, EPERM);
-      } catch {
-        // already answered (ADDFD|SEND went through) or gone
-      }
+      this.failSafe(n, e);
     } finally {
-      if (target) releaseTarget(target);
+      // A pending call's continuation releases these.
+      if (outcome !== PENDING) {
+        if (target) releaseTarget(target);
+        slot.release();
+      }
     }
   }
 
-  private dispatch(n: Notification, target: Target): void {
+  /** Handling went wrong: the call fails closed. */
+  private failSafe(n: Notification, e: unknown): void {
+    this.prog.log(`notification for pid ${n.pid} call ${n.nr}: ${(e as Error).message}; answered EPERM`);
+    if (this.closed) return;
+    try {
+      fail(this.listener, n.id, EPERM);
+    } catch {
+      // already answered (ADDFD|SEND went through) or gone
+    }
+  }
+
+  /** The user has as many notifications in flight as allowed: answer at once, hold nothing. */
+  private overQuota(n: Notification, reason: string): void {
+    try {
+      this.refuse(n, { name: callName(n.nr), args: {} }, EAGAIN, reason);
+    } catch (e) {
+      this.failSafe(n, e);
+    }
+  }
+
+  private dispatch(n: Notification, target: Target, slot: Slot): Outcome {
     const isExec = n.nr === NR.execve || n.nr === NR.execveat;
     if (n.arch !== AUDIT_ARCH_X86_64) return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'foreign architecture');
     // A child that outlives the program until the broker kills the session
@@ -113,57 +193,150 @@ export class Supervisor {
       return this.refuse(n, { name, args: {} }, EPERM, 'the session is over: its program has exited');
     }
     if (isExec && this.execPending) return this.launcherExec(n, target);
+    // /proc/TID/exe is the launched binary (every exec after the launcher's
+    // is refused), verified root-owned on a root-owned path: no user's FUSE
+    // server answers this fstat.
     const now = runningBinary(target);
     if (now.dev !== this.prog.binary.dev || now.ino !== this.prog.binary.ino) {
       return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'the process no longer runs the launched binary');
     }
     switch (n.nr) {
       case NR.socket: return this.socket(n, target);
-      case NR.setsockopt: return this.setsockopt(n, target);
+      case NR.setsockopt: return this.setsockopt(n, target, slot);
       case NR.execve:
-      case NR.execveat: return this.laterExec(n, target);
+      case NR.execveat: return this.laterExec(n, target, slot);
       default: return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'call not handled by the broker');
     }
   }
 
-  private refuse(n: Notification, call: object, errno: number, reason: string, rule?: { at: { file: string; section: string } }): void {
-    this.prog.audit('refuse', { pid: n.pid, rule: rule ? ruleRef(rule) : undefined, call, errno: errnoName(errno), reason });
+  private refuse(n: Notification, call: { name: string; args?: unknown }, errno: number, reason: string, rule?: { at: { file: string; section: string } }): void {
+    // errnoName(11) is its alias EWOULDBLOCK; the quota's errno reads better by its usual name.
+    const name = errno === EAGAIN ? 'EAGAIN' : errnoName(errno);
+    this.prog.refuse({ pid: n.pid, rule: rule ? ruleRef(rule) : undefined, call, errno: name, reason });
     fail(this.listener, n.id, errno);
+  }
+
+  /** pidfd_getfd, counted against the user's fds (closeHeld gives it back); a string says why not. */
+  private fetch(target: Target, fd: number): number | string {
+    const over = this.prog.quota.takeFd();
+    if (over) return over;
+    try {
+      return fetchFd(target, fd);
+    } catch (e) {
+      this.prog.quota.releaseFds(1);
+      throw e;
+    }
+  }
+
+  /** Close a counted fd on the thread pool; it leaves the user's count when the close returns. */
+  private closeHeld(fd: number): void {
+    closeOffLoopThen(fd, () => this.prog.quota.releaseFds(1));
+  }
+
+  /**
+   * Read the program's memory on the thread pool; `then` runs on the loop
+   * only if the notification still stands after the read (the read went
+   * to whatever task has that tid: only a valid id makes it the program's).
+   * From here the continuation owns the target, the slot and `cleanup`,
+   * and releases them, unless `then` hands them to a further read.
+   */
+  private readThen(
+    n: Notification, target: Target, slot: Slot, chunks: Chunk[], call: { name: string; args?: unknown },
+    then: (r: ReadResult) => Outcome, cleanup?: () => void,
+  ): typeof PENDING {
+    const ref: { handle?: ReadHandle } = {};
+    ref.handle = this.prog.reader.read(this.prog.quota, target.tid, chunks, slot, (r) => {
+      if (ref.handle) this.reads.delete(ref.handle);
+      let outcome: Outcome = undefined;
+      try {
+        if (this.closed || r.cancelled) return;
+        if (r.overrun) return this.overran(n, call);
+        if (!idValid(this.listener, n.id)) return;
+        // The program may have exited while the read ran: a survivor gets nothing.
+        if (this.prog.ended()) return this.refuse(n, call, EPERM, 'the session is over: its program has exited');
+        outcome = then(r);
+      } catch (e) {
+        this.failSafe(n, e);
+      } finally {
+        if (outcome !== PENDING) {
+          cleanup?.();
+          releaseTarget(target);
+          slot.release();
+        }
+      }
+    });
+    this.reads.add(ref.handle);
+    return PENDING;
+  }
+
+  /** A read ran past its deadline: memory the program can stall (FUSE). Record, kill, fail the call. */
+  private overran(n: Notification, call: { name: string; args?: unknown }): void {
+    const why = `a read of the program's memory ran longer than ${this.prog.reader.deadlineMs} ms`;
+    this.prog.refuse({ pid: n.pid, call, errno: errnoName(EFAULT), reason: `${why}: the session is killed` }, true);
+    this.prog.kill(why);
+    fail(this.listener, n.id, EFAULT);
   }
 
   /**
    * The launcher's execveat(binary fd, "", ..., AT_EMPTY_PATH). Safe to let
    * the kernel run: the launcher is our code, non-dumpable since it dropped
    * privileges (the user cannot write its memory), and the fd it execs is
-   * checked here to be the very file the broker verified.
+   * checked here to be the very file the broker verified (root-owned, on a
+   * root-owned path: its fstat asks no user's server).
    */
-  private launcherExec(n: Notification, target: Target): void {
+  private launcherExec(n: Notification, target: Target): Outcome {
     const call = { name: n.nr === NR.execve ? 'execve' : 'execveat', args: {} };
     if (n.pid !== this.prog.launcherPid || n.nr !== NR.execveat || (int32(n.args[4]) & AT_EMPTY_PATH) === 0) {
       return this.refuse(n, call, EPERM, 'exec before the launcher ran the verified binary');
     }
-    const fd = fetchFd(target, int32(n.args[0]));
+    const fd = this.fetch(target, int32(n.args[0]));
+    if (typeof fd === 'string') return this.refuse(n, call, EAGAIN, fd);
     try {
       const st = fstatSync(fd);
       if (st.dev !== this.prog.binary.dev || st.ino !== this.prog.binary.ino) {
         return this.refuse(n, call, EPERM, 'the launcher\'s exec fd is not the verified binary');
       }
     } finally {
-      closeOffLoop(fd);
+      this.closeHeld(fd);
     }
     if (!idValid(this.listener, n.id)) return;
     this.execPending = false;
     continueCall(this.listener, n.id);
   }
 
-  private laterExec(n: Notification, target: Target): void {
+  private laterExec(n: Notification, target: Target, slot: Slot): Outcome {
     const name = n.nr === NR.execve ? 'execve' : 'execveat';
-    const path = readString(target, n.nr === NR.execve ? n.args[0] : n.args[1]);
-    this.refuse(n, { name, args: { path } }, EPERM,
-      'an elevated program may not execute other programs: they would inherit its grants');
+    const why = 'an elevated program may not execute other programs: they would inherit its grants';
+    // The path is for the record only: not worth a read when the refusal
+    // will only be counted in a summary.
+    if (!this.prog.refusalDetailed()) return this.refuse(n, { name, args: {} }, EPERM, why);
+    const address = n.nr === NR.execve ? n.args[0] : n.args[1];
+    return this.readString(n, target, slot, { name, args: {} }, address, Buffer.alloc(0), (path) => {
+      this.refuse(n, { name, args: { path } }, EPERM, why);
+    });
   }
 
-  private socket(n: Notification, target: Target): void {
+  /**
+   * A NUL-terminated string of at most PATH_MAX bytes, for records only:
+   * one page at a time (a string need not be followed by mapped memory),
+   * undefined if unreadable, with '…' when cut short.
+   */
+  private readString(
+    n: Notification, target: Target, slot: Slot, call: { name: string; args?: unknown },
+    address: bigint, sofar: Buffer, done: (s: string | undefined) => void,
+  ): typeof PENDING {
+    const [chunk] = pageChunks(address, PATH_MAX - sofar.length);
+    return this.readThen(n, target, slot, [chunk], call, (r) => {
+      if (!r.data) return done(sofar.length > 0 ? `${sofar.toString('utf8')}…` : undefined);
+      const nul = r.data.indexOf(0);
+      if (nul >= 0) return done(Buffer.concat([sofar, r.data.subarray(0, nul)]).toString('utf8'));
+      const all = Buffer.concat([sofar, r.data]);
+      if (r.data.length < chunk.len || all.length >= PATH_MAX) return done(`${all.toString('utf8')}…`);
+      return this.readString(n, target, slot, call, chunk.address + BigInt(chunk.len), all, done);
+    });
+  }
+
+  private socket(n: Notification, target: Target): Outcome {
     const domain = int32(n.args[0]), type = int32(n.args[1]), protocol = int32(n.args[2]);
     const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     const call = {
@@ -172,10 +345,13 @@ export class Supervisor {
     };
     const rule = matchSocket(this.prog.program, domain, base, protocol);
     if (!rule) return this.refuse(n, call, EPERM, 'no [socket.*] section of the rule allows these arguments');
+    const over = this.prog.quota.takeFd();
+    if (over) return this.refuse(n, call, EAGAIN, over, rule);
     let fd: number;
     try {
       fd = socketAsRoot(target, this.prog.uid, domain, base | (type & SOCK_NONBLOCK), protocol);
     } catch (e) {
+      this.prog.quota.releaseFds(1);
       if (!(e instanceof SysError)) throw e;
       this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: -1, errno: e.code, reason: e.message });
       fail(this.listener, n.id, e.errno);
@@ -186,7 +362,7 @@ export class Supervisor {
       if (newFd === null) return; // the task died: its fd table is gone with it
       this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: newFd });
     } finally {
-      closeOffLoop(fd);
+      this.closeHeld(fd);
     }
   }
 
@@ -197,23 +373,27 @@ export class Supervisor {
    * in the rule for that socket kind; on any other socket they change
    * nothing a user could not do, and run as the program asked.
    */
-  private setsockopt(n: Notification, target: Target): void {
+  private setsockopt(n: Notification, target: Target, slot: Slot): Outcome {
     // Level and name as the kernel reads them: ints (the filter traps
     // whatever the upper 32 bits hold).
     const fdNum = int32(n.args[0]), level = int32(n.args[1]), name = int32(n.args[2]);
     const optlen = Number(BigInt.asUintN(32, n.args[4]));
     const option = WIDENING_OPTIONS.find((o) => o.level === level && o.name === name)?.text ?? `${level}:${name}`;
     const call = { name: 'setsockopt', args: { fd: fdNum, option } };
-    let ours: number;
+    let ours: number | string;
     try {
-      ours = fetchFd(target, fdNum);
+      ours = this.fetch(target, fdNum);
     } catch (e) {
       if (!(e instanceof SysError)) throw e;
       fail(this.listener, n.id, e.errno);
       return;
     }
+    if (typeof ours === 'string') return this.refuse(n, call, EAGAIN, ours);
+    const fd = ours;
+    let outcome: Outcome = undefined;
     try {
-      const kind = socketKind(ours);
+      // getsockopt of the socket's kind: it never waits (and a non-socket answers ENOTSOCK at once).
+      const kind = socketKind(fd);
       if (!kind) { fail(this.listener, n.id, ENOTSOCK); return; }
       const rule = kind.type === SOCK_RAW ? matchSocket(this.prog.program, kind.domain, SOCK_RAW, kind.protocol) : undefined;
       if (kind.type === SOCK_RAW && !rule?.headerIncluded) {
@@ -223,20 +403,29 @@ export class Supervisor {
         return this.refuse(n, call, rule?.errno ?? EPERM, reason, rule);
       }
       if (optlen > 256) { fail(this.listener, n.id, EINVAL); return; }
-      const value = readMemory(target, n.args[3], optlen);
-      if (!idValid(this.listener, n.id)) return;
       // Acting on our own copy of the fd and of the value: whatever the
       // program does to its fd table or memory now changes nothing here.
-      const errno = setsockoptRaw(ours, level, name, value);
-      if (rule) this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: errno ? -1 : 0, errno: errno ? errnoName(errno) : undefined });
-      if (errno) fail(this.listener, n.id, errno);
-      else succeed(this.listener, n.id, 0n);
+      // The options trapped (WIDENING_OPTIONS) are set without the socket
+      // lock since Linux 6.6 (inet_assign_bit), so a program thread
+      // sleeping in sendmsg with the lock owned cannot make this wait.
+      const act = (value: Buffer): void => {
+        const errno = setsockoptRaw(fd, level, name, value);
+        if (rule) this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: errno ? -1 : 0, errno: errno ? errnoName(errno) : undefined });
+        if (errno) fail(this.listener, n.id, errno);
+        else succeed(this.listener, n.id, 0n);
+      };
+      if (optlen === 0) return act(Buffer.alloc(0));
+      outcome = this.readThen(n, target, slot, pageChunks(n.args[3], optlen), call, (r) => {
+        if (!r.data || r.data.length !== optlen) { fail(this.listener, n.id, r.errno ?? EFAULT); return; }
+        act(r.data);
+      }, () => this.closeHeld(fd));
+      return outcome;
     } catch (e) {
       if (!(e instanceof SysError)) throw e;
       fail(this.listener, n.id, e.errno);
     } finally {
       // Our dup may be the last reference if the program closed its fd meanwhile.
-      closeOffLoop(ours);
+      if (outcome !== PENDING) this.closeHeld(fd);
     }
   }
 }

@@ -47,7 +47,12 @@ export function runProgram(socketPath: string, program: string, args: string[]):
     broker.run(path, [program, ...args], clientEnvironment());
   } catch (e) {
     if (e instanceof ProtocolError) throw new ClientFailure(`${program}: arguments and environment exceed ${MAX_MESSAGE} bytes`);
-    if (e instanceof SysError) throw new ClientFailure(`cannot talk to the broker at ${socketPath}: ${e.message}`);
+    if (e instanceof SysError) {
+      const why = broker.queuedMessage();
+      if (why?.type === 'refused') throw new ClientFailure(why.reason);
+      if (why?.type === 'error') throw new ClientFailure(`the broker rejected the request: ${why.reason}`);
+      throw new ClientFailure(`cannot talk to the broker at ${socketPath}: ${e.message}`);
+    }
     throw e;
   }
   return new Promise((resolve, reject) => {

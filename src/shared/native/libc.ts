@@ -95,6 +95,8 @@ const f = {
   memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
   getpwuid_r: libc.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t len, void *result)'),
   getgrnam_r: libc.func('int getgrnam_r(const char *name, void *grp, void *buf, size_t len, void *result)'),
+  shutdown: libc.func('int shutdown(int fd, int how)'),
+  statx: libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
 };
 
 const NR = {
@@ -189,6 +191,19 @@ export function close(fd: number): void {
  */
 export function closeOffLoop(fd: number | undefined | null): void {
   if (fd !== undefined && fd !== null && fd >= 0) fsClose(fd, () => {});
+}
+
+/** closeOffLoop, then `done` on the loop once the close has returned (however long it blocked). */
+export function closeOffLoopThen(fd: number, done: () => void): void {
+  if (fd < 0) return done();
+  fsClose(fd, () => done());
+}
+
+export const SHUT_RD = 0;
+
+/** shutdown(2): for SHUT_RD on a unix socket, the peer's later sends fail with EPIPE. */
+export function shutdown(fd: number, how: number): void {
+  check(`shutdown(${fd})`, f.shutdown(fd, how));
 }
 
 /** close() for cleanup paths: errors are of no interest there. */
@@ -446,6 +461,26 @@ export const O_PATH = 0o10000000;
 /** openat(2): Node has no way to open relative to a directory fd. */
 export function openat(dirfd: number, name: string, flags: number, what = name): number {
   return check(`openat(${what})`, f.openat(dirfd, name, flags | O_CLOEXEC, 0));
+}
+
+const AT_EMPTY_PATH = 0x1000;
+const AT_STATX_DONT_SYNC = 0x4000;
+const STATX_TYPE = 0x1;
+
+/**
+ * The file type bits (S_IFMT) of an fd a user handed over, from the
+ * kernel's cached attributes only. fstat on an fd of a FUSE (or NFS, CIFS)
+ * file can ask the server, and a user's FUSE server need never answer;
+ * AT_STATX_DONT_SYNC makes those file systems answer from the inode as it
+ * is (overlayfs passes the flag down), and the type of an inode never
+ * changes, so the cached value is the true one.
+ */
+export function fileTypeCached(fd: number): number {
+  const buf = A.small; // struct statx: 256 bytes
+  arena.fill(0, buf, buf + 256);
+  check(`statx(${fd})`, f.statx(fd, '', AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, ptr(buf)));
+  if ((arena.readUInt32LE(buf) & STATX_TYPE) === 0) throw new SysError(`statx(${fd}): no type`, osConstants.errno.EIO);
+  return arena.readUInt16LE(buf + 0x1c) & 0o170000;
 }
 
 /** A sealed-by-convention memfd holding `data`, read from offset 0. */
