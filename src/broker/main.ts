@@ -25,7 +25,8 @@ function die(message: string): never {
 }
 
 function load(dir: string, audit: Audit): RuleSet | undefined {
-  const { rules, errors } = loadRules(dir);
+  const { rules, errors, warnings } = loadRules(dir);
+  for (const w of warnings) process.stderr.write(`stx-elevated: warning: ${w}\n`);
   if (errors.length > 0) {
     const lines = errors.map(String);
     audit.record('rules-rejected', { dir, errors: lines });
