@@ -29,12 +29,14 @@
  *   setsockopt  (int)a1 == SOL_RAW,  (int)a2 == IPV6_HDRINCL     a packet forger: the
  *   setsockopt  (int)a1 == SOL_IP,   (int)a2 == IP_FREEBIND      broker decides (WIDENING)
  *   setsockopt  (int)a1 == SOL_IPV6, (int)a2 == IPV6_FREEBIND
+ *   bind        (socklen_t)a2 == 16 or 28                        [bind.*]: privileged ports
+ *   setsockopt  (int)a1 == level, (int)a2 == option              [setsockopt.*], one each
  *   io_uring_*  -                                                ERRNO(EPERM): a ring runs
  *                                                                setsockopt past seccomp
  *   (other)     -                                                ALLOW, never leaves the kernel
  */
-import type { ProgramRule, SocketRule } from '../rules/model.js';
-import { socketProtocolArg } from '../rules/match.js';
+import type { ProgramRule, SetsockoptRule, SocketRule } from '../rules/model.js';
+import { setsockoptRulesFor, socketProtocolArg } from '../rules/match.js';
 import {
   type ArgCmp,
   type ScmpFilterCtx,
@@ -88,6 +90,9 @@ export const WIDENING_OPTIONS: readonly { level: number; name: number; text: str
   { level: SOL_IPV6, name: IPV6_FREEBIND, text: 'IPV6_FREEBIND' },
 ];
 
+const SOCKADDR_IN_LEN = 16;
+const SOCKADDR_IN6_LEN = 28;
+
 /** x32 system calls are native numbers with this bit set. */
 export const X32_SYSCALL_BIT = 0x40000000;
 
@@ -122,6 +127,8 @@ export function filterTable(program: ProgramRule): FilterRow[] {
   for (const call of program.calls) {
     if (call.kind === 'socket') rows.push(socketRow(call));
   }
+  if (program.calls.some((c) => c.kind === 'bind')) rows.push(...bindRows());
+  for (const rule of setsockoptRulesFor(program)) rows.push(setsockoptRow(rule));
   rows.push(...alwaysTrapped());
   return rows;
 }
@@ -186,6 +193,33 @@ function alwaysTrapped(): FilterRow[] {
     ring('io_uring_enter'),
     ring('io_uring_register'),
   ];
+}
+
+/**
+ * bind() with the length of a sockaddr_in (16) or sockaddr_in6 (28), the
+ * lengths programs pass. The family is in memory, out of the filter's
+ * reach: unix binds of those lengths are trapped too and let through with
+ * the user's rights. A bind of another length is not trapped and runs with
+ * the user's rights: a privileged port then fails with EACCES (fail-safe).
+ */
+function bindRows(): FilterRow[] {
+  return [SOCKADDR_IN_LEN, SOCKADDR_IN6_LEN].map((len) => ({
+    syscall: 'bind',
+    args: [{ arg: 2, mask: U32, value: BigInt(len), text: `(socklen_t)addrlen == ${len}` }],
+    why: 'a [bind.*] section: the broker binds privileged ports as root',
+  }));
+}
+
+/** setsockopt(level, option) of one [setsockopt.*] section, on the ints' low 32 bits (see alwaysTrapped). */
+function setsockoptRow(rule: SetsockoptRule): FilterRow {
+  return {
+    syscall: 'setsockopt',
+    args: [
+      { arg: 1, mask: U32, value: BigInt(rule.level), text: `(int)level == ${rule.level}` },
+      { arg: 2, mask: U32, value: BigInt(rule.option), text: `(int)optname == ${rule.option} (${rule.optionName})` },
+    ],
+    why: `[${rule.at.section}] ${rule.name}: the broker sets ${rule.optionName} as root`,
+  };
 }
 
 /** A socket argument is a C int; we only express non-negative ones exactly. */

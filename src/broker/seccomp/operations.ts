@@ -12,9 +12,9 @@
  *  - read a pointer argument once, into the broker's own copy (memread.ts,
  *    off the loop).
  */
-import { fstatSync, statSync } from 'node:fs';
+import { fstatSync, readFileSync, statSync } from 'node:fs';
 import {
-  CLONE_NEWNET, O_DIRECTORY, O_PATH, O_RDONLY, PIDFD_THREAD, SOCK_CLOEXEC, SysError, closeQuietly, openat,
+  CLONE_NEWNET, O_DIRECTORY, O_PATH, O_RDONLY, PIDFD_THREAD, SOCK_CLOEXEC, SysError, closeQuietly, ioctlValue, openat,
   pidfdGetfd, pidfdOpen, setfsuid, setns, socket, AT_FDCWD,
 } from '../../shared/native/libc.js';
 import { idValid } from './notify.js';
@@ -96,3 +96,39 @@ export function socketAsRoot(target: Target, uid: number, domain: number, type: 
  * the program wants (memory mapped from a FUSE file), so they run on the
  * thread pool with a deadline (memread.ts), never on the event loop.
  */
+
+const SIOCGSKNS = 0x894c;
+
+/** The network namespace a socket lives in (an nsfs fd, close-on-exec); the caller closes it. */
+export function socketNetns(fd: number): number {
+  return ioctlValue(fd, SIOCGSKNS, 0, 'ioctl(SIOCGSKNS)');
+}
+
+/** Inode of the network namespace the task is in now. */
+export function targetNetnsIno(target: Target): number {
+  const fd = openat(target.procFd, 'ns/net', O_RDONLY, `/proc/${target.tid}/ns/net`);
+  try {
+    return fstatSync(fd).ino;
+  } finally {
+    closeQuietly(fd);
+  }
+}
+
+/**
+ * net.ipv4.ip_unprivileged_port_start as the namespace `nsFd` has it: the
+ * sysctl is per namespace, and /proc/sys/net shows the reading thread's,
+ * so read it from inside and always come back.
+ */
+export function unprivilegedPortStart(nsFd: number): number {
+  const foreign = fstatSync(nsFd).ino !== ownNetns;
+  const backFd = foreign ? openat(AT_FDCWD, '/proc/thread-self/ns/net', O_RDONLY) : -1;
+  try {
+    if (foreign) setns(nsFd, CLONE_NEWNET);
+    const value = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8').trim());
+    if (!Number.isInteger(value)) throw new Error('cannot read net.ipv4.ip_unprivileged_port_start');
+    return value;
+  } finally {
+    if (foreign) setns(backFd, CLONE_NEWNET);
+    closeQuietly(backFd);
+  }
+}

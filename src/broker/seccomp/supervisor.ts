@@ -31,29 +31,40 @@
  */
 import { fstatSync } from 'node:fs';
 import {
-  POLLHUP, POLLIN, SysError, closeOffLoopThen, errnoName, pollNow, setsockoptRaw, socketKind,
+  POLLHUP, POLLIN, SOL_SOCKET, SysError, bindRaw, closeOffLoopThen, closeQuietly, errnoName, getsockoptInt, pollNow,
+  setsockoptRaw, socketKind,
 } from '../../shared/native/libc.js';
 import { FdWatch, READABLE } from '../../shared/native/uvpoll.js';
 import type { Slot, UserQuota } from '../quota.js';
 import type { RefusalFields } from '../refusals.js';
 import type { ProgramRule } from '../rules/model.js';
-import { matchSocket } from '../rules/match.js';
-import { domainName, protocolName, typeName } from '../rules/names.js';
+import { bindRulesFor, matchBind, matchSetsockopt, matchSocket, needsNoPrivilege, setsockoptRulesFor, type OptionRequest } from '../rules/match.js';
+import {
+  AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM, SOL_IP, SOL_IPV6, SO_BINDTODEVICE, SO_REUSEPORT,
+  decodeInetSockaddr, domainName, optionName, protocolName, typeName,
+} from '../rules/names.js';
 import { WIDENING_OPTIONS } from './filter.js';
 import { pageChunks, type Chunk, type MemoryReader, type ReadHandle, type ReadResult } from './memread.js';
 import { AUDIT_ARCH_X86_64, addFdAndReturn, continueCall, fail, idValid, receive, setSyncWakeUp, succeed, type Notification } from './notify.js';
-import { fetchFd, pinTarget, releaseTarget, runningBinary, socketAsRoot, type Target } from './operations.js';
+import {
+  fetchFd, pinTarget, releaseTarget, runningBinary, socketAsRoot, socketNetns, targetNetnsIno, unprivilegedPortStart,
+  type Target,
+} from './operations.js';
 
-const NR = { socket: 41, setsockopt: 54, execve: 59, execveat: 322 } as const;
+const NR = { socket: 41, bind: 49, setsockopt: 54, execve: 59, execveat: 322 } as const;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
 const AT_EMPTY_PATH = 0x1000;
 const EPERM = 1;
 const EAGAIN = 11;
+const EACCES = 13;
 const EFAULT = 14;
 const EINVAL = 22;
 const SOCK_RAW = 3;
 const ENOTSOCK = 88;
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+const IFNAMSIZ = 16;
 /** Longest exec path read for the audit record. */
 const PATH_MAX = 4096;
 /**
@@ -101,6 +112,7 @@ const ruleRef = (r: { at: { file: string; section: string } }) => ({ file: r.at.
 function callName(nr: number): string {
   switch (nr) {
     case NR.socket: return 'socket';
+    case NR.bind: return 'bind';
     case NR.setsockopt: return 'setsockopt';
     case NR.execve: return 'execve';
     case NR.execveat: return 'execveat';
@@ -202,7 +214,8 @@ export class Supervisor {
     }
     switch (n.nr) {
       case NR.socket: return this.socket(n, target);
-      case NR.setsockopt: return this.setsockopt(n, target, slot);
+      case NR.bind: return this.bind(n, target, slot);
+      case NR.setsockopt: return isWidening(n) ? this.setsockopt(n, target, slot) : this.privilegedSetsockopt(n, target, slot);
       case NR.execve:
       case NR.execveat: return this.laterExec(n, target, slot);
       default: return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'call not handled by the broker');
@@ -380,21 +393,7 @@ export class Supervisor {
     const optlen = Number(BigInt.asUintN(32, n.args[4]));
     const option = WIDENING_OPTIONS.find((o) => o.level === level && o.name === name)?.text ?? `${level}:${name}`;
     const call = { name: 'setsockopt', args: { fd: fdNum, option } };
-    let ours: number | string;
-    try {
-      ours = this.fetch(target, fdNum);
-    } catch (e) {
-      if (!(e instanceof SysError)) throw e;
-      fail(this.listener, n.id, e.errno);
-      return;
-    }
-    if (typeof ours === 'string') return this.refuse(n, call, EAGAIN, ours);
-    const fd = ours;
-    let outcome: Outcome = undefined;
-    try {
-      // getsockopt of the socket's kind: it never waits (and a non-socket answers ENOTSOCK at once).
-      const kind = socketKind(fd);
-      if (!kind) { fail(this.listener, n.id, ENOTSOCK); return; }
+    return this.withSocket(n, target, fdNum, call, (fd, kind, release) => {
       const rule = kind.type === SOCK_RAW ? matchSocket(this.prog.program, kind.domain, SOCK_RAW, kind.protocol) : undefined;
       if (kind.type === SOCK_RAW && !rule?.headerIncluded) {
         const reason = rule
@@ -415,10 +414,39 @@ export class Supervisor {
         else succeed(this.listener, n.id, 0n);
       };
       if (optlen === 0) return act(Buffer.alloc(0));
-      outcome = this.readThen(n, target, slot, pageChunks(n.args[3], optlen), call, (r) => {
+      return this.readThen(n, target, slot, pageChunks(n.args[3], optlen), call, (r) => {
         if (!r.data || r.data.length !== optlen) { fail(this.listener, n.id, r.errno ?? EFAULT); return; }
         act(r.data);
-      }, () => this.closeHeld(fd));
+      }, release);
+    });
+  }
+
+  /**
+   * Fetch the program's fd `fdNum` (a counted dup) and run `body` on it if
+   * it is a socket: ENOTSOCK otherwise, as the kernel would answer. The dup
+   * is closed on the thread pool when `body` is done, or by the read it
+   * hands `release` to (then `body` returns PENDING).
+   */
+  private withSocket(
+    n: Notification, target: Target, fdNum: number, call: { name: string; args?: unknown },
+    body: (fd: number, kind: { domain: number; type: number; protocol: number }, release: () => void) => Outcome,
+  ): Outcome {
+    let got: number | string;
+    try {
+      got = this.fetch(target, fdNum);
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      fail(this.listener, n.id, e.errno);
+      return;
+    }
+    if (typeof got === 'string') return this.refuse(n, call, EAGAIN, got);
+    const fd = got;
+    let outcome: Outcome = undefined;
+    try {
+      // getsockopt of the socket's kind never waits; a non-socket answers ENOTSOCK at once.
+      const kind = socketKind(fd);
+      if (!kind) { fail(this.listener, n.id, ENOTSOCK); return; }
+      outcome = body(fd, kind, () => this.closeHeld(fd));
       return outcome;
     } catch (e) {
       if (!(e instanceof SysError)) throw e;
@@ -428,6 +456,136 @@ export class Supervisor {
       if (outcome !== PENDING) this.closeHeld(fd);
     }
   }
+
+  /** Refuse when the socket lives in another network namespace than the program (one smuggled in). */
+  private foreignSocket(fd: number, target: Target): boolean {
+    const nsFd = socketNetns(fd);
+    try {
+      return fstatSync(nsFd).ino !== targetNetnsIno(target);
+    } finally {
+      closeQuietly(nsFd);
+    }
+  }
+
+  /**
+   * bind(): a privileged port, bound as root on the broker's dup of the
+   * program's socket with the broker's one copy of the sockaddr, when a
+   * [bind.*] section allows family, type, address and port.
+   */
+  private bind(n: Notification, target: Target, slot: Slot): Outcome {
+    const fdNum = int32(n.args[0]);
+    const addrlen = Number(BigInt.asUintN(32, n.args[2]));
+    const call = { name: 'bind', args: { fd: fdNum } };
+    return this.withSocket(n, target, fdNum, call, (fd, kind, release) => {
+      // A unix (or other) socket with a sockaddr of the same length: nothing
+      // the broker elevates. The kernel runs it with the user's rights.
+      if (kind.domain !== AF_INET && kind.domain !== AF_INET6) { continueCall(this.listener, n.id); return; }
+      return this.readThen(n, target, slot, pageChunks(n.args[1], addrlen), call, (r) => {
+        if (!r.data || r.data.length !== addrlen) { fail(this.listener, n.id, r.errno ?? EFAULT); return; }
+        this.decideBind(n, target, fd, fdNum, kind, r.data);
+      }, release);
+    });
+  }
+
+  private decideBind(
+    n: Notification, target: Target, fd: number, fdNum: number,
+    kind: { domain: number; type: number; protocol: number }, sockaddr: Buffer,
+  ): void {
+    const addr = decodeInetSockaddr(sockaddr);
+    // SECCOMP_USER_NOTIF_FLAG_CONTINUE below is safe: the kernel then runs
+    // bind() with the user's own credentials on whatever the program's
+    // memory and fd table hold by then, so a privileged port fails for the
+    // user (EACCES) whatever was written there after our read.
+    if (!addr || addr.family !== kind.domain) { continueCall(this.listener, n.id); return; }
+    const call = {
+      name: 'bind',
+      args: { fd: fdNum, family: domainName(kind.domain), type: typeName(kind.type), address: addr.address, port: addr.port },
+    };
+    if (this.foreignSocket(fd, target)) {
+      return this.refuse(n, call, EACCES, 'the socket belongs to another network namespace than the program');
+    }
+    // The sysctl as the socket's own namespace has it.
+    const nsFd = socketNetns(fd);
+    let start: number;
+    try {
+      start = unprivilegedPortStart(nsFd);
+    } finally {
+      closeQuietly(nsFd);
+    }
+    if (addr.port === 0 || addr.port >= start) { continueCall(this.listener, n.id); return; }
+    const sections = bindRulesFor(this.prog.program, kind.domain, kind.type);
+    const rule = matchBind(this.prog.program, kind.domain, kind.type, addr.address, addr.port);
+    if (!rule) {
+      const why = sections.length > 0 ? 'no [bind.*] section allows this address and port' : 'no [bind.*] section for this family and type';
+      return this.refuse(n, call, sections[0]?.errno ?? EACCES, why);
+    }
+    const expected = kind.type === SOCK_STREAM ? IPPROTO_TCP : kind.type === SOCK_DGRAM ? IPPROTO_UDP : -1;
+    if (kind.protocol !== expected) {
+      return this.refuse(n, call, rule.errno, `protocol ${protocolName(kind.domain, kind.protocol) ?? kind.protocol} is not the default for ${typeName(kind.type)}`, rule);
+    }
+    if (getsockoptInt(fd, SOL_SOCKET, SO_REUSEPORT, 'SO_REUSEPORT') !== 0 && !rule.reusePort) {
+      return this.refuse(n, call, rule.errno, `SO_REUSEPORT is set: joining a port group needs reuseport = allow in [${rule.at.section}]`, rule);
+    }
+    if (!idValid(this.listener, n.id)) return;
+    const errno = bindRaw(fd, sockaddr);
+    this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: errno ? -1 : 0, errno: errno ? errnoName(errno) : undefined });
+    if (errno) fail(this.listener, n.id, errno);
+    else succeed(this.listener, n.id, 0n);
+  }
+
+  /**
+   * setsockopt() of an option a [setsockopt.*] section names: the value is
+   * read once and, if the section allows it, set as root on the broker's
+   * dup of the socket with the broker's copy of the value.
+   */
+  private privilegedSetsockopt(n: Notification, target: Target, slot: Slot): Outcome {
+    const fdNum = int32(n.args[0]), level = int32(n.args[1]), name = int32(n.args[2]);
+    const optlen = Number(BigInt.asUintN(32, n.args[4]));
+    const option = optionName(level, name) ?? `${level}:${name}`;
+    const call: { name: string; args: Record<string, unknown> } = { name: 'setsockopt', args: { fd: fdNum, option } };
+    const isDevice = level === SOL_SOCKET && name === SO_BINDTODEVICE;
+    // What the kernel reads: an interface name up to IFNAMSIZ-1, or an int
+    // (fewer bytes: one byte for SOL_IP options, 0 for SOL_IPV6, EINVAL for SOL_SOCKET).
+    const len = Math.min(optlen, isDevice ? IFNAMSIZ - 1 : 4);
+    if (len === 0 || (!isDevice && len < 4 && level === SOL_SOCKET)) return this.refuse(n, call, EINVAL, 'option value too short');
+    return this.withSocket(n, target, fdNum, call, (fd, _kind, release) =>
+      this.readThen(n, target, slot, pageChunks(n.args[3], len), call, (r) => {
+        if (!r.data || r.data.length !== len) { fail(this.listener, n.id, r.errno ?? EFAULT); return; }
+        const value = optionValue(r.data, level, isDevice);
+        call.args.value = 'interface' in value ? value.interface : value.int;
+        if (this.foreignSocket(fd, target)) {
+          return this.refuse(n, call, EPERM, 'the socket belongs to another network namespace than the program');
+        }
+        // No privilege needed: the kernel checks it again with the user's rights (CONTINUE is safe).
+        if (needsNoPrivilege(level, name, value)) { continueCall(this.listener, n.id); return; }
+        const rule = matchSetsockopt(this.prog.program, level, name, value);
+        if (!rule) {
+          const section = setsockoptRulesFor(this.prog.program).find((c) => c.level === level && c.option === name);
+          return this.refuse(n, call, section?.errno ?? EPERM, `the value is not one [${section?.at.section ?? 'setsockopt.*'}] allows`, section);
+        }
+        if (!idValid(this.listener, n.id)) return;
+        const errno = setsockoptRaw(fd, level, name, r.data);
+        this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: errno ? -1 : 0, errno: errno ? errnoName(errno) : undefined });
+        if (errno) fail(this.listener, n.id, errno);
+        else succeed(this.listener, n.id, 0n);
+      }, release));
+  }
+}
+
+/** The value as the kernel would read it from these bytes. */
+function optionValue(data: Buffer, level: number, isDevice: boolean): OptionRequest {
+  if (isDevice) {
+    const nul = data.indexOf(0);
+    return { interface: data.subarray(0, nul < 0 ? data.length : nul).toString('latin1') };
+  }
+  if (data.length >= 4) return { int: data.readUInt32LE(0) };
+  return { int: level === SOL_IP ? data[0] : level === SOL_IPV6 ? 0 : data[0] };
+}
+
+/** A setsockopt the filter traps for WIDENING_OPTIONS (the others are [setsockopt.*] sections). */
+function isWidening(n: Notification): boolean {
+  const level = int32(n.args[1]), name = int32(n.args[2]);
+  return WIDENING_OPTIONS.some((o) => o.level === level && o.name === name);
 }
 
 function flagNames(type: number): string {

@@ -155,6 +155,14 @@ function sockaddrUn(path: string): number {
   return 2 + bytes.length + 1;
 }
 
+/** bind() with an opaque sockaddr; returns 0 or the errno (a result to hand back, not an exception). */
+export function bindRaw(fd: number, sockaddr: Buffer): number {
+  if (sockaddr.length > 128) throw new Error(`sockaddr of ${sockaddr.length} bytes is too long`);
+  sockaddr.copy(arena, A.small);
+  const rc = f.bind(fd, ptr(A.small), sockaddr.length);
+  return rc < 0 ? koffi.errno() : 0;
+}
+
 export function bindUnix(fd: number, path: string): void {
   const len = sockaddrUn(path);
   check(`bind(${path})`, f.bind(fd, ptr(A.small), len));
