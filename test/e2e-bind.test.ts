@@ -66,9 +66,15 @@ async function sessionOf(b: Broker, pid: number): Promise<AuditRecord[]> {
 const bindRecords = (records: AuditRecord[], event: 'grant' | 'refuse') =>
   records.filter(a => a.event === event && a.call?.name === 'bind')
 
-/** `stx-probe bind ...` directly (b undefined) or through the broker; its JSON line and, through the broker, its session's records. */
+/**
+ * `stx-probe bind ... reuseaddr` directly (b undefined) or through the
+ * broker; its JSON line and, through the broker, its session's records.
+ * SO_REUSEADDR, as servers set it: a connection closed by the server side
+ * (http.server's) leaves the port in TIME_WAIT for a minute, which would
+ * make a later plain bind of that port fail with EADDRINUSE.
+ */
 async function probeBind(b: Broker | undefined, args: string[]): Promise<{ r: RunResult, out: BindOut, records: AuditRecord[] }> {
-  const argv = ['bind', ...args]
+  const argv = ['bind', ...args, 'reuseaddr']
   const r = await runAs(user, b ? e.client(b.socket, fx.probe, ...argv) : [fx.probe, ...argv], { timeoutMs: 30_000 })
   let out: BindOut
   try {
@@ -138,13 +144,26 @@ function webRoot(): { dir: string, page: string, token: string } {
   return { dir, page: 'hello.txt', token }
 }
 
-/** As root: GET http://HOST:PORT/PATH (no proxy: http.client), the body on stdout. */
+/**
+ * As root: GET http://HOST:PORT/PATH over a plain socket (no proxy), print
+ * "status=N" and the body. The socket is closed with SO_LINGER 0 (a reset):
+ * the server's side then never sits in TIME_WAIT, which would keep the port
+ * from being bound without SO_REUSEADDR for a minute (by later tests, or
+ * other files').
+ */
 const FETCH = [
-  'import http.client, sys',
-  'c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=5)',
-  'c.request("GET", sys.argv[3])',
-  'r = c.getresponse()',
-  'sys.stdout.write("status=%d\\n" % r.status + r.read().decode())',
+  'import socket, struct, sys',
+  's = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)',
+  's.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+  's.sendall(("GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n" % (sys.argv[3], sys.argv[1])).encode())',
+  'data = b""',
+  'while True:',
+  '    chunk = s.recv(65536)',
+  '    if not chunk: break',
+  '    data += chunk',
+  's.close()',
+  'head, _, body = data.partition(b"\\r\\n\\r\\n")',
+  'sys.stdout.write("status=%s\\n" % head.split(b" ")[1].decode() + body.decode())',
 ].join('\n')
 
 t.test('control: python3 -m http.server 80 run directly by the user fails: permission denied', async t => {
@@ -182,18 +201,22 @@ t.test('stx-elevate python3 -m http.server 80 --bind 127.0.0.1 serves a page as 
   const r = await run.wait(15_000)
   t.equal(r.code, 0, `SIGINT, forwarded to python3, ends the server cleanly (signal ${r.signal}; stderr: ${r.stderr.slice(-500)})`)
   t.match(r.stdout, /Keyboard interrupt received, exiting/)
-  t.match(r.stderr, new RegExp(`"GET /${www.page} HTTP/1\\.1" 200`), 'the server logged the request')
+  t.match(r.stderr, new RegExp(`"GET /${www.page} HTTP/1\\.0" 200`), 'the server logged the request')
   const exit = await waitForAudit(b.audit, a => a.event === 'exit' && a.session === grant.session, 5000, 'exit record')
   t.equal(exit.status, 0)
 })
 
 // --- an IPv6 server below 1024: stx-probe serve6 ---------------------------------
 
-/** As root: connect to [ADDR]:PORT, print the first line the server sends. */
+/** As root: connect to [ADDR]:PORT, print the first line the server sends, close with a reset (see FETCH). */
 const READ_LINE = [
-  'import socket, sys',
+  'import socket, struct, sys',
   's = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)',
-  'sys.stdout.write(s.makefile("r").readline())',
+  's.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))',
+  'f = s.makefile("r")',
+  'sys.stdout.write(f.readline())',
+  'f.close()',
+  's.close()',
 ].join('\n')
 
 t.test('control: stx-probe serve6 443 run directly cannot bind [::1]:443 (EACCES)', async t => {
@@ -364,6 +387,7 @@ const REUSEPORT_SERVICE = [
   'import os, socket, sys',
   'os.seteuid(int(sys.argv[1]))',
   's = socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
+  's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)',
   's.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)',
   'os.seteuid(0)',
   's.bind(("127.0.0.1", 80))',
@@ -411,7 +435,7 @@ t.test('SO_REUSEPORT hijack: a program may not join a service\'s port group unle
 
 t.test('the socket the broker bound belongs to the user (/proc/net/tcp)', async t => {
   const b = await broker()
-  const run = spawnAs(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '80', 'listen', 'hold=20'))
+  const run = spawnAs(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '80', 'reuseaddr', 'listen', 'hold=20'))
   t.teardown(() => run.kill('SIGKILL'))
   const out = jsonLine<BindOut>(await run.waitForLine(l => l.includes('"bind"'), 15_000), 'bind')
   t.equal(out.bind, 'ok')

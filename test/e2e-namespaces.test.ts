@@ -181,7 +181,7 @@ interface BindOut { pid: number, socket: number | string, fd_family?: string, fd
 
 async function probeBindIn(ns: { path: string } | undefined, args: string[]): Promise<{ out: BindOut, records: AuditRecord[] }> {
   const b = await broker()
-  const argv = e.client(b.socket, fx.probe, 'bind', ...args)
+  const argv = e.client(b.socket, fx.probe, 'bind', ...args, 'reuseaddr')  // SO_REUSEADDR: see e2e-bind.test.ts
   const r = ns ? await runIn(ns, argv) : await runRoot(cleanArgv(asUser(user, argv), userEnv(user)), { timeoutMs: 30_000 })
   const out = jsonLine<BindOut>(r.stdout, 'socket')
   return { out, records: await sessionOf(b, out.pid) }
@@ -271,7 +271,7 @@ const SMUGGLE = [
 
 async function smuggled(nsPath: string): Promise<{ out: BindOut, records: AuditRecord[] }> {
   const b = await broker()
-  const client = cleanArgv(asUser(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '80', 'fd=0')), userEnv(user))
+  const client = cleanArgv(asUser(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '80', 'fd=0', 'reuseaddr')), userEnv(user))
   const r = await runRoot(['python3', '-c', SMUGGLE, nsPath, ...client], { timeoutMs: 30_000 })
   const out = jsonLine<BindOut>(r.stdout, 'socket')
   return { out, records: await sessionOf(b, out.pid) }
