@@ -304,7 +304,7 @@ t.test('a socket of the wrong family or type is refused; the errno is the one it
     const got = await probeBind(b, ['inet6', 'dgram', '::1', '80'])
     assertRefused(t, got, 'EPERM', { family: 'inet6', type: 'dgram', address: '::1', port: 80 })
   })
-  await t.test('control: the dgram sections grant what they name: inet 127.0.0.1:69 and inet6 [::1]:69', async t => {
+  await t.test('the comparison: the dgram sections grant what they name: inet 127.0.0.1:69 and inet6 [::1]:69', async t => {
     assertGranted(t, await probeBind(b, ['inet', 'dgram', '127.0.0.1', '69']), 'bind.tftp',
       { family: 'inet', type: 'dgram', address: '127.0.0.1', port: 69 })
     assertGranted(t, await probeBind(b, ['inet6', 'dgram', '::1', '69']), 'bind.tftp6',
@@ -405,7 +405,7 @@ t.test('SO_REUSEPORT hijack: a program may not join a service\'s port group unle
   t.equal(rows[0]?.uid, user.uid, 'control: its socket is the user\'s (the kernel would let the user\'s sockets join its group)')
   const b = await broker()
 
-  await t.test('control: without SO_REUSEPORT the port is taken (EADDRINUSE)', async t => {
+  await t.test('without SO_REUSEPORT the port is taken (EADDRINUSE): the service holds it', async t => {
     const got = await probeBind(b, ['inet', 'stream', '127.0.0.1', '80'])
     t.equal(got.out.bind, 'EADDRINUSE')
   })
@@ -419,7 +419,7 @@ t.test('SO_REUSEPORT hijack: a program may not join a service\'s port group unle
     t.match(rec?.rule, { section: 'bind.web4' })
   })
 
-  await t.test('control: with reuseport = allow, the same bind joins the group', async t => {
+  await t.test('the comparison: with reuseport = allow, the same bind joins the group', async t => {
     const allow = await startBroker(t, tree, { rules: rules('allow') })
     const got = await probeBind(allow, ['inet', 'stream', '127.0.0.1', '80', 'reuseport', 'listen'])
     assertGranted(t, got, 'bind.web4', { family: 'inet', type: 'stream', address: '127.0.0.1', port: 80 })

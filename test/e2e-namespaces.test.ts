@@ -228,7 +228,7 @@ t.test('ip_unprivileged_port_start is the one of the socket\'s namespace', async
     t.equal(got.out.bind, 'EACCES')
     t.match(bindRecords(got.records, 'refuse'), [{ errno: 'EACCES', call: { args: { address: '127.0.0.1', port: 1600 } } }])
   })
-  await t.test('control: in the host\'s namespace (1024), port 1600 needs no privilege: bound, no record', async t => {
+  await t.test('the comparison: in the host\'s namespace (1024), port 1600 needs no privilege: bound, no record', async t => {
     const got = await probeBindIn(undefined, ['inet', 'stream', '127.0.0.1', '1600'])
     t.equal(got.out.bind, 'ok')
     t.same(bindRecords(got.records, 'grant'), [])
@@ -290,7 +290,7 @@ t.test('a TCP socket made in A, passed to the program as stdin, cannot be bound 
   t.same(bindRecords(got.records, 'grant'), [], 'no grant')
 })
 
-t.test('control: the same hand-over with a socket made in the program\'s own namespace is bound', async t => {
+t.test('the comparison: the same hand-over with a socket made in the program\'s own namespace is bound', async t => {
   const got = await smuggled('/proc/self/ns/net')
   t.equal(got.out.fd_family, 'inet')
   t.equal(got.out.fd_netns_cookie, got.out.own_netns_cookie, 'same namespace')

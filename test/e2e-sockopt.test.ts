@@ -113,7 +113,7 @@ t.test('control: run directly, a first SO_BINDTODEVICE needs no privilege, chang
   t.same(outcomes(out), [['ok', OTHER_IF], ['EPERM', OTHER_IF]])
 })
 
-t.test('control: the probe runs in the test\'s namespace, where sa0 and sb0 exist', async t => {
+t.test('the program runs in the test\'s namespace, where sa0 and sb0 exist (the setting of every test here)', async t => {
   const b = await broker()
   const r = await runRoot(inNs(e.client(b.socket, fx.probe, 'netns')), { timeoutMs: 30_000 })
   t.equal(jsonLine(r.stdout, 'netns').netns, NS_ID)
