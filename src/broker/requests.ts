@@ -28,4 +28,10 @@ export const REQUESTS: Record<ClientMessage['type'], RequestRow> = {
     fds: 0,
     handle: (session, message) => session.signal(message as SignalRequest),
   },
+  /** Which programs may this client run: answered, then the connection ends. */
+  list: {
+    phases: ['new'],
+    fds: 0,
+    handle: (session) => session.list(),
+  },
 };

@@ -46,6 +46,7 @@ import type { MemoryReader } from './seccomp/memread.js';
 import { Supervisor } from './seccomp/supervisor.js';
 import type { Limits, UserQuota } from './quota.js';
 import { RefusalLimiter, type RefusalFields } from './refusals.js';
+import { currentRule, programsFor, type CurrentRule } from './policy.js';
 
 /** What every session shares: the broker's state, never the client's. */
 export interface BrokerContext {
@@ -91,6 +92,8 @@ export class Session {
   private killed = false;
   private idleTimer?: NodeJS.Timeout;
   private readonly refusals: RefusalLimiter;
+  /** The program's rule in the rules loaded now, decided again after each reload (policy.ts). */
+  private current?: { rules: RuleSet; state: CurrentRule };
 
   /** `quota`: the user's counts, with this session already counted in them (Server.admit). */
   constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext, private readonly quota: UserQuota) {
@@ -262,6 +265,18 @@ export class Session {
     return true;
   }
 
+  /**
+   * `list`: the programs this client's user may run, from the loaded rules
+   * and the kernel's identity. Not audited: it grants nothing and tells the
+   * user only what their own runs would (doc/CONTRACTS.md).
+   */
+  list(): boolean {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.send(programsFor(this.ctx.rules(), this.client));
+    this.onClientGone('answered');
+    return false;
+  }
+
   signal(req: SignalRequest): boolean {
     this.signalProgram(osConstants.signals[req.signal]);
     return false;
@@ -375,7 +390,7 @@ export class Session {
     const rule = this.rule!;
     return {
       uid: this.client.uid,
-      program: rule,
+      rule: () => this.currentRule(rule),
       binary: this.binary!,
       launcherPid: this.child!.pid!,
       ended: () => !this.programAlive(),
@@ -387,6 +402,13 @@ export class Session {
       kill: (reason: string) => this.kill(reason),
       log: (m: string) => this.ctx.log(`session ${this.id}: ${m}`),
     };
+  }
+
+  /** Looked up again only when the rules were reloaded (a new RuleSet): its group lookups are NSS calls. */
+  private currentRule(launched: ProgramRule): CurrentRule {
+    const rules = this.ctx.rules();
+    if (this.current?.rules !== rules) this.current = { rules, state: currentRule(rules, launched, this.client, this.sandbox.length > 0) };
+    return this.current.state;
   }
 
   /** The exec went through: the program runs. */

@@ -7,7 +7,10 @@ import {
   AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, connectUnix, recvmsg, sendmsg, socket,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
-import { MAX_MESSAGE, decodeBrokerMessage, encode, type BrokerMessage, type ForwardedSignal } from '../shared/protocol.js';
+import {
+  MAX_MESSAGE, ProtocolError, decodeBrokerMessage, encode,
+  type BrokerMessage, type ForwardedSignal, type Programs, type ProtocolFailure, type Refused,
+} from '../shared/protocol.js';
 
 export class BrokerConnection {
   private watch?: FdWatch;
@@ -50,6 +53,49 @@ export class BrokerConnection {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * Ask which programs we may run elevated. Resolves with the broker's one
+   * answer (`programs`, or `refused`/`error`, after which it closes);
+   * rejects with ProtocolError on anything else, or when no answer comes
+   * within timeoutMs.
+   */
+  list(timeoutMs: number): Promise<Programs | Refused | ProtocolFailure> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.close();
+        reject(new ProtocolError(`no answer within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const settle = (f: () => void): void => {
+        clearTimeout(timer);
+        this.close();
+        f();
+      };
+      try {
+        sendmsg(this.fd, encode({ v: 1, type: 'list' }));
+      } catch (e) {
+        const why = this.queuedMessage();
+        if (why?.type === 'refused' || why?.type === 'error') return settle(() => resolve(why));
+        return settle(() => reject(e));
+      }
+      this.watch = new FdWatch(this.fd, READABLE, () => {
+        let got;
+        try {
+          got = recvmsg(this.fd, MAX_MESSAGE, 0);
+          if (!got) return;
+          got.fds.forEach(closeQuietly);
+          if (got.data.length === 0) return settle(() => reject(new ProtocolError('the broker closed the connection without an answer')));
+          const m = decodeBrokerMessage(got.data);
+          if (m.type !== 'programs' && m.type !== 'refused' && m.type !== 'error') {
+            throw new ProtocolError(`unexpected ${m.type} message in answer to list`);
+          }
+          settle(() => resolve(m));
+        } catch (e) {
+          settle(() => reject(e));
+        }
+      });
+    });
   }
 
   signal(signal: ForwardedSignal): void {

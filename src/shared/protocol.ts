@@ -16,18 +16,33 @@ export const MAX_MESSAGE = 131072;
 export const RUN_FDS = 4;
 export const MAX_ARGS = 4096;
 export const MAX_ENV = 1024;
+/** A `programs` answer lists at most this many programs, each with at most MAX_LISTED_CALLS calls. */
+export const MAX_LISTED_PROGRAMS = 4096;
+export const MAX_LISTED_CALLS = 1024;
+/** Longest description of one call in a `programs` answer. */
+export const MAX_CALL_TEXT = 1024;
+export const MAX_PATH = 4095;
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 export type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
 
 export interface RunRequest { v: 1; type: 'run'; path: string; argv: string[]; env: Record<string, string> }
 export interface SignalRequest { v: 1; type: 'signal'; signal: ForwardedSignal }
-export type ClientMessage = RunRequest | SignalRequest;
+export interface ListRequest { v: 1; type: 'list' }
+export type ClientMessage = RunRequest | SignalRequest | ListRequest;
 
 export interface Started { v: 1; type: 'started'; pid: number }
 export interface Refused { v: 1; type: 'refused'; reason: string }
 export interface Exited { v: 1; type: 'exit'; code: number | null; signal: string | null }
 export interface ProtocolFailure { v: 1; type: 'error'; reason: string }
-export type BrokerMessage = Started | Refused | Exited | ProtocolFailure;
+/** One program the client's user may run, and the calls its rule performs as root. */
+export interface ListedProgram { path: string; calls: string[] }
+/**
+ * The answer to `list`: who the broker takes the client to be (from the
+ * kernel; `user` null without a passwd entry), the programs it may run, and
+ * how many more there were than one message holds.
+ */
+export interface Programs { v: 1; type: 'programs'; uid: number; user: string | null; programs: ListedProgram[]; omitted: number }
+export type BrokerMessage = Started | Refused | Exited | ProtocolFailure | Programs;
 
 export class ProtocolError extends Error {}
 
@@ -69,6 +84,8 @@ function exactKeys(obj: Json, keys: readonly string[]): void {
 }
 
 const noNul = (s: string): boolean => !s.includes('\0');
+const isPath = (s: unknown): s is string => typeof s === 'string' && s.startsWith('/') && noNul(s) && s.length <= MAX_PATH;
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
 function stringArray(value: unknown, what: string, max: number): string[] {
   if (!Array.isArray(value) || !value.every((s) => typeof s === 'string' && noNul(s))) {
@@ -100,7 +117,7 @@ export function decodeClientMessage(data: Buffer): ClientMessage {
   switch (obj.type) {
     case 'run': {
       exactKeys(obj, ['v', 'type', 'path', 'argv', 'env']);
-      if (typeof obj.path !== 'string' || !obj.path.startsWith('/') || !noNul(obj.path) || obj.path.length > 4095) {
+      if (!isPath(obj.path)) {
         throw new ProtocolError('run path must be an absolute path');
       }
       const argv = stringArray(obj.argv, 'argv', MAX_ARGS);
@@ -114,6 +131,9 @@ export function decodeClientMessage(data: Buffer): ClientMessage {
       }
       return { v: 1, type: 'signal', signal: obj.signal as ForwardedSignal };
     }
+    case 'list':
+      exactKeys(obj, ['v', 'type']);
+      return { v: 1, type: 'list' };
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
   }
@@ -146,7 +166,34 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
       if (!(signal === null || typeof signal === 'string')) throw new ProtocolError('exit.signal must be a string or null');
       return { v: 1, type: 'exit', code: code as number | null, signal: signal as string | null };
     }
+    case 'programs': {
+      exactKeys(obj, ['v', 'type', 'uid', 'user', 'programs', 'omitted']);
+      if (!isCount(obj.uid) || obj.uid > 0xffffffff) throw new ProtocolError('programs.uid must be a uid');
+      if (!(obj.user === null || (typeof obj.user === 'string' && obj.user !== '' && noNul(obj.user)))) {
+        throw new ProtocolError('programs.user must be a user name or null');
+      }
+      if (!isCount(obj.omitted)) throw new ProtocolError('programs.omitted must be a count');
+      return { v: 1, type: 'programs', uid: obj.uid, user: obj.user as string | null, programs: listedPrograms(obj.programs), omitted: obj.omitted };
+    }
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
   }
+}
+
+function listedPrograms(value: unknown): ListedProgram[] {
+  if (!Array.isArray(value)) throw new ProtocolError('programs.programs must be an array');
+  if (value.length > MAX_LISTED_PROGRAMS) throw new ProtocolError(`programs lists ${value.length} programs; the limit is ${MAX_LISTED_PROGRAMS}`);
+  return value.map((p: unknown) => {
+    if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new ProtocolError('a listed program must be an object');
+    const entry = p as Json;
+    for (const k of Object.keys(entry)) {
+      if (k !== 'path' && k !== 'calls') throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in a listed program`);
+    }
+    if (!isPath(entry.path)) throw new ProtocolError('a listed program\'s path must be an absolute path');
+    const calls = stringArray(entry.calls, 'a listed program\'s calls', MAX_LISTED_CALLS);
+    if (calls.some((c) => c === '' || c.length > MAX_CALL_TEXT)) {
+      throw new ProtocolError(`a listed call must be 1-${MAX_CALL_TEXT} characters`);
+    }
+    return { path: entry.path, calls };
+  });
 }

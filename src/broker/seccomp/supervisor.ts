@@ -7,6 +7,12 @@
  *  - re-check on every notification that the task still runs the binary
  *    the broker launched (device and inode), except for the launcher's own
  *    single exec of that binary;
+ *  - decide every call by the program's rule in the rules loaded now
+ *    (prog.rule(), policy.ts): after a reload that removed the rule or no
+ *    longer names the client every trapped call is refused, and a narrowed
+ *    rule decides the next call; a decision and its act happen in one turn
+ *    of the loop (the rule is looked up again after a read), so a reload
+ *    never falls between them;
  *  - answer every notification it takes, and fail closed (EPERM) when
  *    handling goes wrong: a trapped call must never hang or succeed by
  *    accident;
@@ -37,7 +43,8 @@ import {
 import { FdWatch, READABLE } from '../../shared/native/uvpoll.js';
 import type { Slot, UserQuota } from '../quota.js';
 import type { RefusalFields } from '../refusals.js';
-import type { ProgramRule } from '../rules/model.js';
+import type { CurrentRule } from '../policy.js';
+import type { ProgramRule, SocketRule } from '../rules/model.js';
 import { bindRulesFor, matchBind, matchSetsockopt, matchSocket, needsNoPrivilege, setsockoptRulesFor, type OptionRequest } from '../rules/match.js';
 import {
   AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM, SOL_IP, SOL_IPV6, SO_BINDTODEVICE, SO_REUSEPORT,
@@ -86,7 +93,8 @@ type Outcome = void | typeof PENDING;
 /** What the supervisor needs to know of its session. */
 export interface SupervisedProgram {
   readonly uid: number;
-  readonly program: ProgramRule;
+  /** The program's rule in the rules loaded now, or why none serves it any more. */
+  rule(): CurrentRule;
   readonly binary: { dev: number; ino: number };
   readonly launcherPid: number;
   /** The session's program has exited: whatever survives it gets nothing. */
@@ -198,12 +206,12 @@ export class Supervisor {
   private dispatch(n: Notification, target: Target, slot: Slot): Outcome {
     const isExec = n.nr === NR.execve || n.nr === NR.execveat;
     if (n.arch !== AUDIT_ARCH_X86_64) return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'foreign architecture');
+    const name = Object.entries(NR).find(([, nr]) => nr === n.nr)?.[0] ?? `syscall ${n.nr}`;
     // A child that outlives the program until the broker kills the session
     // must not be served in that window.
-    if (this.prog.ended()) {
-      const name = Object.entries(NR).find(([, nr]) => nr === n.nr)?.[0] ?? `syscall ${n.nr}`;
-      return this.refuse(n, { name, args: {} }, EPERM, 'the session is over: its program has exited');
-    }
+    if (this.prog.ended()) return this.refuse(n, { name, args: {} }, EPERM, 'the session is over: its program has exited');
+    const rule = this.ruleNow(n, { name, args: {} });
+    if (!rule) return;
     if (isExec && this.execPending) return this.launcherExec(n, target);
     // /proc/TID/exe is the launched binary (every exec after the launcher's
     // is refused), verified root-owned on a root-owned path: no user's FUSE
@@ -213,13 +221,25 @@ export class Supervisor {
       return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'the process no longer runs the launched binary');
     }
     switch (n.nr) {
-      case NR.socket: return this.socket(n, target);
+      case NR.socket: return this.socket(n, target, rule);
       case NR.bind: return this.bind(n, target, slot);
       case NR.setsockopt: return isWidening(n) ? this.setsockopt(n, target, slot) : this.privilegedSetsockopt(n, target, slot);
       case NR.execve:
       case NR.execveat: return this.laterExec(n, target, slot);
       default: return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'call not handled by the broker');
     }
+  }
+
+  /**
+   * The program's rule as loaded now; when none serves it any more, this
+   * call is refused (with the rule that no longer names the client, if
+   * there is one) and the answer is undefined.
+   */
+  private ruleNow(n: Notification, call: { name: string; args?: unknown }): ProgramRule | undefined {
+    const now = this.prog.rule();
+    if (now.rule) return now.rule;
+    this.refuse(n, call, EPERM, now.reason, now.at ? { at: now.at } : undefined);
+    return undefined;
   }
 
   private refuse(n: Notification, call: { name: string; args?: unknown }, errno: number, reason: string, rule?: { at: { file: string; section: string } }): void {
@@ -349,15 +369,15 @@ export class Supervisor {
     });
   }
 
-  private socket(n: Notification, target: Target): Outcome {
+  private socket(n: Notification, target: Target, program: ProgramRule): Outcome {
     const domain = int32(n.args[0]), type = int32(n.args[1]), protocol = int32(n.args[2]);
     const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
     const call = {
       name: 'socket',
       args: { domain: domainName(domain), type: typeName(base) + flagNames(type), protocol: protocolName(domain, protocol) },
     };
-    const rule = matchSocket(this.prog.program, domain, base, protocol);
-    if (!rule) return this.refuse(n, call, EPERM, 'no [socket.*] section of the rule allows these arguments');
+    const rule = matchSocket(program, domain, base, protocol);
+    if (!rule) return this.refuse(n, call, EPERM, 'no [socket.*] section of the rule allows these arguments', program);
     const over = this.prog.quota.takeFd();
     if (over) return this.refuse(n, call, EAGAIN, over, rule);
     let fd: number;
@@ -393,14 +413,22 @@ export class Supervisor {
     const optlen = Number(BigInt.asUintN(32, n.args[4]));
     const option = WIDENING_OPTIONS.find((o) => o.level === level && o.name === name)?.text ?? `${level}:${name}`;
     const call = { name: 'setsockopt', args: { fd: fdNum, option } };
+    // The raw socket's rule as loaded now; true: the call was refused;
+    // false: not a raw socket (nothing to grant).
+    const decide = (kind: { domain: number; type: number; protocol: number }): SocketRule | boolean => {
+      const program = this.ruleNow(n, call);
+      if (!program) return true;
+      if (kind.type !== SOCK_RAW) return false;
+      const rule = matchSocket(program, kind.domain, SOCK_RAW, kind.protocol);
+      if (rule?.headerIncluded) return rule;
+      const reason = rule
+        ? `[${rule.at.section}] does not allow ${option} (header-included = allow)`
+        : `${option} on a raw socket no rule names`;
+      this.refuse(n, call, rule?.errno ?? EPERM, reason, rule ?? program);
+      return true;
+    };
     return this.withSocket(n, target, fdNum, call, (fd, kind, release) => {
-      const rule = kind.type === SOCK_RAW ? matchSocket(this.prog.program, kind.domain, SOCK_RAW, kind.protocol) : undefined;
-      if (kind.type === SOCK_RAW && !rule?.headerIncluded) {
-        const reason = rule
-          ? `[${rule.at.section}] does not allow ${option} (header-included = allow)`
-          : `${option} on a raw socket no rule names`;
-        return this.refuse(n, call, rule?.errno ?? EPERM, reason, rule);
-      }
+      if (decide(kind) === true) return;
       if (optlen > 256) { fail(this.listener, n.id, EINVAL); return; }
       // Acting on our own copy of the fd and of the value: whatever the
       // program does to its fd table or memory now changes nothing here.
@@ -408,6 +436,9 @@ export class Supervisor {
       // lock since Linux 6.6 (inet_assign_bit), so a program thread
       // sleeping in sendmsg with the lock owned cannot make this wait.
       const act = (value: Buffer): void => {
+        // Decided again: the rules may have been reloaded during the read.
+        const rule = decide(kind);
+        if (rule === true) return;
         const errno = setsockoptRaw(fd, level, name, value);
         if (rule) this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: errno ? -1 : 0, errno: errno ? errnoName(errno) : undefined });
         if (errno) fail(this.listener, n.id, errno);
@@ -513,11 +544,14 @@ export class Supervisor {
       closeQuietly(nsFd);
     }
     if (addr.port === 0 || addr.port >= start) { continueCall(this.listener, n.id); return; }
-    const sections = bindRulesFor(this.prog.program, kind.domain, kind.type);
-    const rule = matchBind(this.prog.program, kind.domain, kind.type, addr.address, addr.port);
+    // After the read: the rules loaded now decide.
+    const program = this.ruleNow(n, call);
+    if (!program) return;
+    const sections = bindRulesFor(program, kind.domain, kind.type);
+    const rule = matchBind(program, kind.domain, kind.type, addr.address, addr.port);
     if (!rule) {
       const why = sections.length > 0 ? 'no [bind.*] section allows this address and port' : 'no [bind.*] section for this family and type';
-      return this.refuse(n, call, sections[0]?.errno ?? EACCES, why);
+      return this.refuse(n, call, sections[0]?.errno ?? EACCES, why, program);
     }
     const expected = kind.type === SOCK_STREAM ? IPPROTO_TCP : kind.type === SOCK_DGRAM ? IPPROTO_UDP : -1;
     if (kind.protocol !== expected) {
@@ -558,10 +592,13 @@ export class Supervisor {
         }
         // No privilege needed: the kernel checks it again with the user's rights (CONTINUE is safe).
         if (needsNoPrivilege(level, name, value)) { continueCall(this.listener, n.id); return; }
-        const rule = matchSetsockopt(this.prog.program, level, name, value);
+        // After the read: the rules loaded now decide.
+        const program = this.ruleNow(n, call);
+        if (!program) return;
+        const rule = matchSetsockopt(program, level, name, value);
         if (!rule) {
-          const section = setsockoptRulesFor(this.prog.program).find((c) => c.level === level && c.option === name);
-          return this.refuse(n, call, section?.errno ?? EPERM, `the value is not one [${section?.at.section ?? 'setsockopt.*'}] allows`, section);
+          const section = setsockoptRulesFor(program).find((c) => c.level === level && c.option === name);
+          return this.refuse(n, call, section?.errno ?? EPERM, `the value is not one [${section?.at.section ?? 'setsockopt.*'}] allows`, section ?? program);
         }
         if (!idValid(this.listener, n.id)) return;
         const errno = setsockoptRaw(fd, level, name, r.data);

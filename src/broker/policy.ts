@@ -1,0 +1,117 @@
+/*
+ * Questions about the loaded rules beyond one trapped call: which programs
+ * may this client run (`list`), and does a running program's rule still
+ * serve its client after a reload.
+ *
+ * MUST:
+ *  - answer as `run` decides: the client as the kernel reported it (uid,
+ *    gids) and the passwd entry of that uid; no passwd entry, no program;
+ *  - decide a running program's calls by the rules loaded NOW: a rule
+ *    removed, or one that no longer names the client (user, groups,
+ *    sandboxed-clients), refuses every trapped call;
+ *  - keep a `programs` answer within the protocol's bounds, saying how many
+ *    programs it had to leave out rather than cutting silently.
+ */
+import { getgrnamGid } from '../shared/native/libc.js';
+import {
+  MAX_CALL_TEXT, MAX_LISTED_CALLS, MAX_LISTED_PROGRAMS, MAX_MESSAGE, MAX_PATH, encode,
+  type ListedProgram, type Programs,
+} from '../shared/protocol.js';
+import type { ClientIdentity } from './identity.js';
+import type { BindRule, CallRule, Location, ProgramRule, Range, RuleSet, SetsockoptRule, SocketRule } from './rules/model.js';
+import { findProgram, mayRun, socketProtocolArg } from './rules/match.js';
+import { domainName, privilegedOption, protocolName, typeName } from './rules/names.js';
+
+/** What `run` asks of a rule: the client's user has a passwd entry and the rule names it (user or group). */
+export function servesUser(rule: ProgramRule, client: ClientIdentity): boolean {
+  const user = client.passwd?.name;
+  return user !== undefined && mayRun(rule, { uid: client.uid, user, gids: client.gids }, getgrnamGid);
+}
+
+// ---- list ----------------------------------------------------------------------------
+
+/** Room for the answer's fixed part (v, type, uid, user name up to 256 bytes of JSON, omitted). */
+const ANSWER_OVERHEAD = 512;
+
+/**
+ * The `programs` answer for this client: every program whose rule serves
+ * its user, by path, each with its calls as root. Programs that do not fit
+ * the message (or carry more calls than one entry may) are left out from
+ * the end and counted in `omitted`.
+ */
+export function programsFor(rules: RuleSet, client: ClientIdentity): Programs {
+  const serving = [...rules.programs.values()].filter((r) => servesUser(r, client)).sort((a, b) => (a.path < b.path ? -1 : 1));
+  const programs: ListedProgram[] = [];
+  let size = ANSWER_OVERHEAD;
+  for (const rule of serving) {
+    const entry = { path: rule.path, calls: rule.calls.map(describeCall) };
+    const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
+    if (programs.length >= MAX_LISTED_PROGRAMS || entry.calls.length > MAX_LISTED_CALLS
+      || rule.path.length > MAX_PATH || size + bytes > MAX_MESSAGE) break;
+    programs.push(entry);
+    size += bytes;
+  }
+  const answer: Programs = {
+    v: 1, type: 'programs', uid: client.uid, user: client.passwd?.name ?? null, programs, omitted: serving.length - programs.length,
+  };
+  encode(answer); // within MAX_MESSAGE by construction; throws (an internal error) otherwise
+  return answer;
+}
+
+const ranges = (rs: Range[]): string => rs.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(',');
+
+/** One line per call, in the rule's own words: `socket inet raw icmp`, `bind inet stream port 80,443`. */
+export function describeCall(c: CallRule): string {
+  const text = c.kind === 'socket' ? describeSocket(c) : c.kind === 'bind' ? describeBind(c) : describeSetsockopt(c);
+  return text.length <= MAX_CALL_TEXT ? text : `${text.slice(0, MAX_CALL_TEXT - 1)}…`;
+}
+
+function describeSocket(c: SocketRule): string {
+  const protocol = protocolName(c.domain, socketProtocolArg(c)) ?? String(c.protocol);
+  const words = ['socket', domainName(c.domain) ?? String(c.domain), typeName(c.type) ?? String(c.type), protocol];
+  return words.join(' ') + (c.headerIncluded ? ' (header-included)' : '');
+}
+
+function describeBind(c: BindRule): string {
+  const words = [
+    'bind', c.families.map((f) => domainName(f) ?? String(f)).join(','), c.types.map((t) => typeName(t) ?? String(t)).join(','),
+    'port', ranges(c.ports),
+  ];
+  if (c.addresses) words.push('address', c.addresses.join(','));
+  return words.join(' ') + (c.reusePort ? ' (reuseport)' : '');
+}
+
+function describeSetsockopt(c: SetsockoptRule): string {
+  if (c.interfaces) return `setsockopt ${c.optionName} ${c.interfaces.join(',')}`;
+  const values = c.values ?? [];
+  if (privilegedOption(c.level, c.option)?.value === 'bool') {
+    const on = values.some((r) => r.to >= 1), off = values.some((r) => r.from === 0);
+    return `setsockopt ${c.optionName} ${[off ? 'off' : '', on ? 'on' : ''].filter(Boolean).join(',')}`;
+  }
+  return `setsockopt ${c.optionName} ${ranges(values)}`;
+}
+
+// ---- reload --------------------------------------------------------------------------
+
+/** A running program's rule as the loaded rules have it now, or why there is none. */
+export type CurrentRule = { rule: ProgramRule; reason?: undefined; at?: undefined }
+  | { rule?: undefined; reason: string; at?: Location };
+
+/**
+ * Whether the rules loaded now still let this client run the program it
+ * runs (launched under `launched`): the rule for the same path, naming the
+ * client's user, serving a sandboxed client if it is one. The rule may
+ * have moved to another file; it is the one that decides from now on.
+ */
+export function currentRule(rules: RuleSet, launched: ProgramRule, client: ClientIdentity, sandboxed: boolean): CurrentRule {
+  const rule = findProgram(rules, launched.path);
+  const name = client.passwd?.name ?? `uid ${client.uid}`;
+  if (!rule) return { reason: `no rule names ${launched.path} since the rules were reloaded` };
+  if (!servesUser(rule, client)) {
+    return { reason: `the rule ${rule.file} no longer lets ${name} run ${rule.path} since the rules were reloaded`, at: rule.at };
+  }
+  if (sandboxed && !rule.sandboxedClients) {
+    return { reason: `the rule ${rule.file} no longer serves sandboxed clients since the rules were reloaded`, at: rule.at };
+  }
+  return { rule };
+}

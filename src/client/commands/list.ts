@@ -1,0 +1,74 @@
+/*
+ * stx-elevate list [--json]: ask the broker which programs we may run
+ * elevated, and with which calls (like `sudo -l`). The broker answers from
+ * its loaded rules and the kernel's view of us; nothing here decides.
+ */
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { socketPath } from '../../shared/defaults.js';
+import { SysError } from '../../shared/native/libc.js';
+import { ProtocolError, type Programs } from '../../shared/protocol.js';
+import { BrokerConnection } from '../broker-client.js';
+import { ClientFailure } from './run.js';
+
+/** How long the broker may take to answer. */
+const ANSWER_TIMEOUT_MS = 30_000;
+
+interface ListArgs { socket?: string; json: boolean }
+
+export const listCommand: CommandModule<{ socket?: string }, ListArgs> = {
+  command: 'list',
+  describe: 'list the programs you may run elevated and the calls the broker performs as root for them',
+  builder: (y: Argv<{ socket?: string }>) => y
+    .usage('$0 [--socket PATH] list [--json]\n\nList the programs you may run elevated, as the broker\'s loaded rules and your identity say.')
+    .option('json', { type: 'boolean', default: false, describe: 'print the answer as one JSON object' })
+    .strict(),
+  handler: async (argv: ArgumentsCamelCase<ListArgs>) => {
+    const answer = await askBroker(socketPath(argv.socket));
+    process.stdout.write(argv.json ? `${JSON.stringify(asJson(answer))}\n` : humanList(answer));
+  },
+};
+
+/** The broker's answer; ClientFailure for our own failures (no broker, refused, a bad answer). */
+async function askBroker(socket: string): Promise<Programs> {
+  let broker: BrokerConnection;
+  try {
+    broker = BrokerConnection.connect(socket);
+  } catch (e) {
+    if (e instanceof SysError) {
+      throw new ClientFailure(`cannot reach the broker at ${socket}: ${e.message.replace(/^connect\(.*?\): /, '')} (is stx-elevated running?)`);
+    }
+    throw e;
+  }
+  let answer;
+  try {
+    answer = await broker.list(ANSWER_TIMEOUT_MS);
+  } catch (e) {
+    if (e instanceof ProtocolError || e instanceof SysError) throw new ClientFailure(`cannot list programs from the broker at ${socket}: ${e.message}`);
+    throw e;
+  }
+  if (answer.type === 'refused') throw new ClientFailure(answer.reason);
+  if (answer.type === 'error') throw new ClientFailure(`the broker rejected the request: ${answer.reason}`);
+  return answer;
+}
+
+function asJson(a: Programs): Omit<Programs, 'v' | 'type'> {
+  return { uid: a.uid, user: a.user, programs: a.programs, omitted: a.omitted };
+}
+
+/** sudo -l's shape: who, then each program with its calls as root, indented. */
+function humanList(a: Programs): string {
+  const who = a.user ?? `uid ${a.uid}`;
+  const lines: string[] = [];
+  if (a.programs.length === 0 && a.omitted === 0) {
+    lines.push(`${who} may not run any program through stx-elevate.`);
+  } else {
+    lines.push(`${who} may run these programs through stx-elevate, which performs as root only the calls listed:`);
+    for (const p of a.programs) {
+      lines.push(`    ${p.path}`);
+      if (p.calls.length === 0) lines.push('        (no call as root)');
+      for (const c of p.calls) lines.push(`        ${c}`);
+    }
+    if (a.omitted > 0) lines.push(`    (${a.omitted} more: the list exceeds what the broker can send in one answer)`);
+  }
+  return `${lines.join('\n')}\n`;
+}
