@@ -206,11 +206,10 @@ export class Supervisor {
   private dispatch(n: Notification, target: Target, slot: Slot): Outcome {
     const isExec = n.nr === NR.execve || n.nr === NR.execveat;
     if (n.arch !== AUDIT_ARCH_X86_64) return this.refuse(n, { name: `syscall ${n.nr}`, args: {} }, EPERM, 'foreign architecture');
-    const name = Object.entries(NR).find(([, nr]) => nr === n.nr)?.[0] ?? `syscall ${n.nr}`;
     // A child that outlives the program until the broker kills the session
     // must not be served in that window.
-    if (this.prog.ended()) return this.refuse(n, { name, args: {} }, EPERM, 'the session is over: its program has exited');
-    const rule = this.ruleNow(n, { name, args: {} });
+    if (this.prog.ended()) return this.refuse(n, registerCall(n), EPERM, 'the session is over: its program has exited');
+    const rule = this.ruleNow(n, registerCall(n));
     if (!rule) return;
     if (isExec && this.execPending) return this.launcherExec(n, target);
     // /proc/TID/exe is the launched binary (every exec after the launcher's
@@ -372,10 +371,7 @@ export class Supervisor {
   private socket(n: Notification, target: Target, program: ProgramRule): Outcome {
     const domain = int32(n.args[0]), type = int32(n.args[1]), protocol = int32(n.args[2]);
     const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
-    const call = {
-      name: 'socket',
-      args: { domain: domainName(domain), type: typeName(base) + flagNames(type), protocol: protocolName(domain, protocol) },
-    };
+    const call = socketCall(n);
     const rule = matchSocket(program, domain, base, protocol);
     if (!rule) return this.refuse(n, call, EPERM, 'no [socket.*] section of the rule allows these arguments', program);
     const over = this.prog.quota.takeFd();
@@ -617,6 +613,27 @@ function optionValue(data: Buffer, level: number, isDevice: boolean): OptionRequ
   }
   if (data.length >= 4) return { int: data.readUInt32LE(0) };
   return { int: level === SOL_IP ? data[0] : level === SOL_IPV6 ? 0 : data[0] };
+}
+
+function socketCall(n: Notification): { name: string; args: Record<string, unknown> } {
+  const domain = int32(n.args[0]), type = int32(n.args[1]), protocol = int32(n.args[2]);
+  const base = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  return { name: 'socket', args: { domain: domainName(domain), type: typeName(base) + flagNames(type), protocol: protocolName(domain, protocol) } };
+}
+
+/** A trapped call as its registers show it (nothing read from memory), for a refusal before its handler runs. */
+function registerCall(n: Notification): { name: string; args: Record<string, unknown> } {
+  const fd = int32(n.args[0]);
+  switch (n.nr) {
+    case NR.socket: return socketCall(n);
+    case NR.bind: return { name: 'bind', args: { fd } };
+    case NR.setsockopt: {
+      const level = int32(n.args[1]), name = int32(n.args[2]);
+      const option = optionName(level, name) ?? WIDENING_OPTIONS.find((o) => o.level === level && o.name === name)?.text ?? `${level}:${name}`;
+      return { name: 'setsockopt', args: { fd, option } };
+    }
+    default: return { name: callName(n.nr), args: {} };
+  }
 }
 
 /** A setsockopt the filter traps for WIDENING_OPTIONS (the others are [setsockopt.*] sections). */

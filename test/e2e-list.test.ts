@@ -1,0 +1,178 @@
+// End to end: `stx-elevate list`. The broker answers from its loaded rules
+// and the kernel's view of the caller (uid, groups, passwd entry): each user
+// sees only the programs its rules name (by user, by group, or `*`) with
+// their calls as root; a user with none gets an empty list and exit 0. A
+// served list is not audited; a malformed one is (client-rejected). The
+// name `list` is reserved: `stx-elevate -- list` runs a program called list.
+import t from 'tap'
+import { chmodSync, chownSync, copyFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { readAudit, waitForAudit } from './lib/audit.js'
+import { startBroker } from './lib/broker.js'
+import { PYTHON3, SAFE_PATH, SUPP_GROUP } from './lib/paths.js'
+import { pingRule, probeRule } from './lib/rules.js'
+import { jsonLine, runAs } from './lib/run.js'
+import { setupE2E, sharedBroker } from './lib/setup.js'
+
+const e = await setupE2E(t)
+const { user, other, fx, tree } = e
+
+// Named differently: the probe by user, ping by a group only `user` is in,
+// the attacker by the other user, seccomp-exec for everyone.
+const attackRule = [
+  '[program]', `path = ${fx.attack}`, `users = ${other.name}`, '',
+  '[bind.web]', 'as = root', 'family = inet, inet6', 'type = stream', 'port = 80, 443', 'address = 127.0.0.1, ::1', '',
+].join('\n')
+const everyoneRule = [
+  '[program]', `path = ${fx.seccompExec}`, 'users = *', '',
+  '[setsockopt.mark]', 'as = root', 'option = SO_MARK', 'value = 1-10', '',
+].join('\n')
+
+const broker = sharedBroker(t, tree, () => ({
+  rules: {
+    'probe.conf': probeRule({ path: fx.probe, users: [user.name] }, { icmp6: true }),
+    'ping.conf': pingRule({ path: fx.ping, groups: [SUPP_GROUP] }),
+    'attack.conf': attackRule,
+    'everyone.conf': everyoneRule,
+  },
+}))
+
+const ICMP = ['socket inet raw icmp', 'socket inet6 raw ipv6-icmp']
+const expected = {
+  [user.name]: [
+    { path: fx.ping, calls: ICMP },
+    { path: fx.probe, calls: ICMP },
+    { path: fx.seccompExec, calls: ['setsockopt SO_MARK 1-10'] },
+  ],
+  [other.name]: [
+    { path: fx.attack, calls: ['bind inet,inet6 stream port 80,443 address 127.0.0.1,::1'] },
+    { path: fx.seccompExec, calls: ['setsockopt SO_MARK 1-10'] },
+  ],
+}
+const sorted = (ps: Array<{ path: string, calls: string[] }>) => [...ps].sort((a, b) => (a.path < b.path ? -1 : 1))
+
+function humanList(name: string, programs: Array<{ path: string, calls: string[] }>): string {
+  return [
+    `${name} may run these programs through stx-elevate, which performs as root only the calls listed:`,
+    ...sorted(programs).flatMap(p => [`    ${p.path}`, ...p.calls.map(c => `        ${c}`)]),
+    '',
+  ].join('\n')
+}
+
+for (const who of [user, other]) {
+  t.test(`list as ${who.name}: only the programs its rules name, with their calls`, async t => {
+    const b = await broker()
+    const r = await runAs(who, e.client(b.socket, 'list'))
+    t.equal(r.code, 0, r.stderr)
+    t.equal(r.stderr, '')
+    t.equal(r.stdout, humanList(who.name, expected[who.name]))
+  })
+
+  t.test(`list --json as ${who.name}: one JSON object`, async t => {
+    const b = await broker()
+    const r = await runAs(who, e.client(b.socket, 'list', '--json'))
+    t.equal(r.code, 0, r.stderr)
+    t.equal(r.stdout.trim().split('\n').length, 1, 'one line')
+    t.same(JSON.parse(r.stdout), { uid: who.uid, user: who.name, programs: sorted(expected[who.name]), omitted: 0 })
+  })
+}
+
+t.test('a served list writes no audit record; the broker keeps serving', async t => {
+  const b = await broker()
+  const before = readAudit(b.audit).length
+  const r = await runAs(user, e.client(b.socket, 'list'))
+  t.equal(r.code, 0, r.stderr)
+  const ok = await runAs(user, e.client(b.socket, fx.probe, 'exit', '0'))
+  t.equal(ok.code, 0, `a run right after is served: ${ok.stderr}`)
+  await waitForAudit(b.audit, a => a.event === 'exit' && a.uid === user.uid, 5000, 'the run\'s exit record')
+  const recs = readAudit(b.audit).slice(before)
+  t.same(recs.map(a => a.event), ['launch', 'exit'], 'only the run\'s records')
+})
+
+t.test('a user no rule names gets an empty list, a line saying so, and exit 0', async t => {
+  const b = await startBroker(t, tree, { rules: { 'probe.conf': probeRule({ path: fx.probe, users: [user.name] }) } })
+  const r = await runAs(other, e.client(b.socket, 'list'))
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stderr, '')
+  t.equal(r.stdout, `${other.name} may not run any program through stx-elevate.\n`)
+  const j = await runAs(other, e.client(b.socket, 'list', '--json'))
+  t.equal(j.code, 0, j.stderr)
+  t.same(JSON.parse(j.stdout), { uid: other.uid, user: other.name, programs: [], omitted: 0 })
+  t.same(readAudit(b.audit).map(a => a.event), ['rules-loaded'], 'nothing recorded')
+})
+
+t.test('list is a reserved name: `stx-elevate -- list` runs a program called list', async t => {
+  const dir = tree.path('commands-bin')
+  mkdirSync(dir, { recursive: true, mode: 0o755 })
+  chownSync(dir, 0, 0)
+  chmodSync(dir, 0o755)
+  const list = join(dir, 'list')
+  copyFileSync(fx.probe, list)
+  chownSync(list, 0, 0)
+  chmodSync(list, 0o755)
+  const b = await startBroker(t, tree, { rules: { 'list.conf': probeRule({ path: list, users: [user.name] }) } })
+  const env = { env: { PATH: `${dir}:${SAFE_PATH}` } }
+
+  const run = await runAs(user, e.client(b.socket, '--', 'list', 'raw4'), env)
+  t.equal(run.code, 0, `the program ran: ${run.stderr}`)
+  t.type(jsonLine(run.stdout, 'raw4').raw4, 'number', 'and got its raw socket')
+  const launch = await waitForAudit(b.audit, a => a.event === 'launch', 5000, 'launch record')
+  t.equal(launch.program, list)
+
+  const listed = await runAs(user, e.client(b.socket, 'list'), env)
+  t.equal(listed.code, 0, listed.stderr)
+  t.equal(listed.stdout, humanList(user.name, [{ path: list, calls: ['socket inet raw icmp'] }]), 'without -- it is the command')
+
+  const extra = await runAs(user, e.client(b.socket, 'list', 'raw4'), env)
+  t.equal(extra.code, 2, 'list takes no operand: a usage error')
+  t.match(extra.stderr, /^stx-elevate: Unknown argument: raw4/)
+})
+
+t.test('list with no broker: one line, exit 1', async t => {
+  const socket = tree.path('no-broker.sock')
+  const r = await runAs(user, e.client(socket, 'list'))
+  t.equal(r.code, 1)
+  t.equal(r.stderr, `stx-elevate: cannot reach the broker at ${socket}: No such file or directory (is stx-elevated running?)\n`)
+  t.equal(r.stdout, '')
+})
+
+interface RawResult {
+  pid: number
+  replies: Array<Record<string, unknown>>
+  eof: boolean
+  timeout: boolean
+  error: string | null
+}
+
+async function rawClient(socket: string, kase: string): Promise<RawResult> {
+  const r = await runAs(user, [PYTHON3, fx.rawClient, socket, kase, fx.probe], { timeoutMs: 20_000 })
+  if (r.code !== 0) throw new Error(`raw-client.py ${kase} failed (code ${r.code}): ${r.stderr}`)
+  return jsonLine<RawResult>(r.stdout, 'replies')
+}
+
+t.test('protocol: a list request is answered by one programs message, then the broker closes', async t => {
+  const b = await broker()
+  for (const kase of ['list', 'list-twice']) {
+    const r = await rawClient(b.socket, kase)
+    t.equal(r.error, null, kase)
+    t.equal(r.replies.length, 1, `${kase}: one reply: ${JSON.stringify(r.replies)}`)
+    t.same(r.replies[0], { v: 1, type: 'programs', uid: user.uid, user: user.name, programs: sorted(expected[user.name]), omitted: 0 })
+    t.ok(r.eof, `${kase}: then the broker closes`)
+    t.notOk(r.timeout)
+  }
+  t.ok(b.alive())
+})
+
+for (const { kase, what } of [{ kase: 'list-fds', what: 'a list carrying an fd' }, { kase: 'list-key', what: 'a list with an extra key' }]) {
+  t.test(`protocol: ${what} is an error and a client-rejected record`, async t => {
+    const b = await broker()
+    const r = await rawClient(b.socket, kase)
+    t.equal(r.error, null)
+    t.equal(r.replies.length, 1, JSON.stringify(r.replies))
+    t.match(r.replies[0], { v: 1, type: 'error', reason: String })
+    t.ok(r.eof)
+    const rec = await waitForAudit(b.audit, a => a.event === 'client-rejected' && a.pid === r.pid, 5000, `client-rejected for pid ${r.pid}`)
+    t.equal(rec.uid, user.uid)
+    t.match(rec.reason, kase === 'list-fds' ? /^list takes 0 fds, got 1$/ : /unexpected key "user" in list message/)
+  })
+}
