@@ -53,7 +53,7 @@ const sorted = (ps: Array<{ path: string, calls: string[] }>) => [...ps].sort((a
 
 function humanList(name: string, programs: Array<{ path: string, calls: string[] }>): string {
   return [
-    `${name} may run these programs through stx-elevate, which performs as root only the calls listed:`,
+    `${name} may run through stx-elevate, with these calls as root:`,
     ...sorted(programs).flatMap(p => [`    ${p.path}`, ...p.calls.map(c => `        ${c}`)]),
     '',
   ].join('\n')

@@ -62,7 +62,7 @@ function humanList(a: Programs): string {
   if (a.programs.length === 0 && a.omitted === 0) {
     lines.push(`${who} may not run any program through stx-elevate.`);
   } else {
-    lines.push(`${who} may run these programs through stx-elevate, which performs as root only the calls listed:`);
+    lines.push(`${who} may run through stx-elevate, with these calls as root:`);
     for (const p of a.programs) {
       lines.push(`    ${p.path}`);
       if (p.calls.length === 0) lines.push('        (no call as root)');
