@@ -10,7 +10,7 @@ import { ClientFailure, runProgram } from './commands/run.js';
 
 /** Subcommands, one module each; their names are reserved: `stx-elevate -- NAME` runs a program called NAME. */
 const COMMANDS = [listCommand];
-const COMMAND_NAMES = COMMANDS.map((c) => String(c.command));
+const COMMAND_NAMES = COMMANDS.map((c) => String(c.command).split(' ')[0]);
 
 function fail(message: string, status: number): never {
   process.stderr.write(`stx-elevate: ${message}\n`);
