@@ -92,9 +92,9 @@ t.test('currentRule: the rule for the same path in the rules loaded now, if it s
     { reason: 'no rule names /usr/bin/ping since the rules were reloaded' })
   const bobOnly = rule('/usr/bin/ping', 'users = bob', ICMP)
   t.same(currentRule(ruleSet(bobOnly), launched, alice, false),
-    { reason: `the rule ${bobOnly.file} no longer lets alice run /usr/bin/ping since the rules were reloaded`, at: bobOnly.at })
+    { reason: `no rule lets alice run /usr/bin/ping since the rules were reloaded`, at: bobOnly.at })
   t.same(currentRule(ruleSet(launched), launched, client(1002, undefined), false).reason,
-    `the rule ${launched.file} no longer lets uid 1002 run /usr/bin/ping since the rules were reloaded`)
+    `no rule lets uid 1002 run /usr/bin/ping since the rules were reloaded`)
   t.same(currentRule(ruleSet(launched), launched, alice, true),
     { reason: `the rule ${launched.file} no longer serves sandboxed clients since the rules were reloaded`, at: launched.at })
   const sandboxOk = rule('/usr/bin/ping', 'users = alice\nsandboxed-clients = allow', ICMP)

@@ -19,13 +19,24 @@ import {
 } from '../shared/protocol.js';
 import type { ClientIdentity } from './identity.js';
 import type { BindRule, CallRule, Location, ProgramRule, Range, RuleSet, SetsockoptRule, SocketRule } from './rules/model.js';
-import { findProgram, mayRun, socketProtocolArg } from './rules/match.js';
+import { mayRun, socketProtocolArg } from './rules/match.js';
 import { domainName, privilegedOption, protocolName, typeName } from './rules/names.js';
 
-/** What `run` asks of a rule: the client's user has a passwd entry and the rule names it (user or group). */
-export function servesUser(rule: ProgramRule, client: ClientIdentity): boolean {
+/** Every rule for the binary at path, in the rule set's order. */
+function rulesNaming(rules: RuleSet, path: string): ProgramRule[] {
+  const found: ProgramRule | ProgramRule[] | undefined = rules.programs.get(path);
+  return found === undefined ? [] : Array.isArray(found) ? found : [found];
+}
+
+/**
+ * The rule that serves this client for the binary at path, as `run`
+ * decides it: the client's user has a passwd entry and the rule names it
+ * (by user, `*` or group). undefined: run would refuse.
+ */
+export function ruleServing(rules: RuleSet, path: string, client: ClientIdentity): ProgramRule | undefined {
   const user = client.passwd?.name;
-  return user !== undefined && mayRun(rule, { uid: client.uid, user, gids: client.gids }, getgrnamGid);
+  if (user === undefined) return undefined;
+  return rulesNaming(rules, path).find((r) => mayRun(r, { uid: client.uid, user, gids: client.gids }, getgrnamGid));
 }
 
 // ---- list ----------------------------------------------------------------------------
@@ -40,7 +51,8 @@ const ANSWER_OVERHEAD = 512;
  * the end and counted in `omitted`.
  */
 export function programsFor(rules: RuleSet, client: ClientIdentity): Programs {
-  const serving = [...rules.programs.values()].filter((r) => servesUser(r, client)).sort((a, b) => (a.path < b.path ? -1 : 1));
+  const serving = [...rules.programs.keys()].sort()
+    .map((path) => ruleServing(rules, path, client)).filter((r): r is ProgramRule => r !== undefined);
   const programs: ListedProgram[] = [];
   let size = ANSWER_OVERHEAD;
   for (const rule of serving) {
@@ -99,16 +111,19 @@ export type CurrentRule = { rule: ProgramRule; reason?: undefined; at?: undefine
 
 /**
  * Whether the rules loaded now still let this client run the program it
- * runs (launched under `launched`): the rule for the same path, naming the
- * client's user, serving a sandboxed client if it is one. The rule may
- * have moved to another file; it is the one that decides from now on.
+ * runs (launched under `launched`): a rule for the same path that serves
+ * the client as `run` would decide, and serves a sandboxed client if it is
+ * one. The rule may have moved to another file; it decides from now on.
+ * A refusal names the rule when there is exactly one for the path.
  */
 export function currentRule(rules: RuleSet, launched: ProgramRule, client: ClientIdentity, sandboxed: boolean): CurrentRule {
-  const rule = findProgram(rules, launched.path);
-  const name = client.passwd?.name ?? `uid ${client.uid}`;
-  if (!rule) return { reason: `no rule names ${launched.path} since the rules were reloaded` };
-  if (!servesUser(rule, client)) {
-    return { reason: `the rule ${rule.file} no longer lets ${name} run ${rule.path} since the rules were reloaded`, at: rule.at };
+  const path = launched.path;
+  const candidates = rulesNaming(rules, path);
+  if (candidates.length === 0) return { reason: `no rule names ${path} since the rules were reloaded` };
+  const rule = ruleServing(rules, path, client);
+  if (!rule) {
+    const name = client.passwd?.name ?? `uid ${client.uid}`;
+    return { reason: `no rule lets ${name} run ${path} since the rules were reloaded`, at: candidates.length === 1 ? candidates[0].at : undefined };
   }
   if (sandboxed && !rule.sandboxedClients) {
     return { reason: `the rule ${rule.file} no longer serves sandboxed clients since the rules were reloaded`, at: rule.at };
