@@ -40,18 +40,18 @@ const broker = sharedBroker(t, tree, () => ({
 const ICMP = ['socket inet raw icmp', 'socket inet6 raw ipv6-icmp']
 const expected = {
   [user.name]: [
-    { path: fx.ping, calls: ICMP },
-    { path: fx.probe, calls: ICMP },
-    { path: fx.seccompExec, calls: ['setsockopt SO_MARK 1-10'] },
+    { path: fx.ping, args: null, calls: ICMP },
+    { path: fx.probe, args: null, calls: ICMP },
+    { path: fx.seccompExec, args: null, calls: ['setsockopt SO_MARK 1-10'] },
   ],
   [other.name]: [
-    { path: fx.attack, calls: ['bind inet,inet6 stream port 80,443 address 127.0.0.1,::1'] },
-    { path: fx.seccompExec, calls: ['setsockopt SO_MARK 1-10'] },
+    { path: fx.attack, args: null, calls: ['bind inet/inet6 stream port 80,443 address 127.0.0.1,::1'] },
+    { path: fx.seccompExec, args: null, calls: ['setsockopt SO_MARK 1-10'] },
   ],
 }
-const sorted = (ps: Array<{ path: string, calls: string[] }>) => [...ps].sort((a, b) => (a.path < b.path ? -1 : 1))
+const sorted = (ps: Array<{ path: string, args: string | null, calls: string[] }>) => [...ps].sort((a, b) => (a.path < b.path ? -1 : 1))
 
-function humanList(name: string, programs: Array<{ path: string, calls: string[] }>): string {
+function humanList(name: string, programs: Array<{ path: string, args: string | null, calls: string[] }>): string {
   return [
     `${name} may run through stx-elevate, with these calls as root:`,
     ...sorted(programs).flatMap(p => [`    ${p.path}`, ...p.calls.map(c => `        ${c}`)]),
@@ -121,7 +121,7 @@ t.test('list is a reserved name: `stx-elevate -- list` runs a program called lis
 
   const listed = await runAs(user, e.client(b.socket, 'list'), env)
   t.equal(listed.code, 0, listed.stderr)
-  t.equal(listed.stdout, humanList(user.name, [{ path: list, calls: ['socket inet raw icmp'] }]), 'without -- it is the command')
+  t.equal(listed.stdout, humanList(user.name, [{ path: list, args: null, calls: ['socket inet raw icmp'] }]), 'without -- it is the command')
 
   const extra = await runAs(user, e.client(b.socket, 'list', 'raw4'), env)
   t.equal(extra.code, 2, 'list takes no operand: a usage error')

@@ -113,7 +113,7 @@ t.test('a broken rules directory keeps the old rules: rules-rejected with the er
   t.type(await freshRaw(b, 'raw4'), 'number', 'raw4 still granted')
   t.equal(await freshRaw(b, 'raw6'), 'EPERM', 'raw6 now refused')
   const listed = await runAs(user, e.client(b.socket, 'list', '--json'))
-  t.same(JSON.parse(listed.stdout).programs, [{ path: fx.probe, calls: ['socket inet raw icmp'] }], 'list shows the reloaded rule')
+  t.same(JSON.parse(listed.stdout).programs, [{ path: fx.probe, args: null, calls: ['socket inet raw icmp'] }], 'list shows the reloaded rule')
 })
 
 t.test('a narrowed rule: a running program\'s next call is refused, its earlier call was granted', async t => {

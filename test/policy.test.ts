@@ -41,11 +41,11 @@ t.test('describeCall: each kind of section in the rule\'s words', async t => {
   t.same(r.calls.map(describeCall), [
     'socket inet raw icmp',
     'socket packet raw all',
-    'socket inet6 raw raw (header-included)',
-    'bind inet,inet6 stream,dgram port 80,443,600-700',
-    'bind inet stream port 25 address 127.0.0.1 (reuseport)',
+    'socket inet6 raw raw header-included',
+    'bind inet/inet6 stream/dgram port 80,443,600-700',
+    'bind inet stream port 25 address 127.0.0.1 reuseport',
     'setsockopt SO_MARK 1,5-9',
-    'setsockopt IP_TRANSPARENT on',
+    'setsockopt IP_TRANSPARENT 1',
     'setsockopt SO_BINDTODEVICE eth0,wg0',
   ])
 })
@@ -61,9 +61,9 @@ t.test('programsFor: what run would allow, by user, group or *, sorted by path',
   t.same(alice, {
     v: 1, type: 'programs', uid: 1000, user: 'alice', omitted: 0,
     programs: [
-      { path: '/usr/bin/ping', calls: ['socket inet raw icmp', 'socket inet6 raw ipv6-icmp'] },
-      { path: '/usr/sbin/a', calls: ['socket inet raw icmp'] },
-      { path: '/usr/sbin/b', calls: [] },
+      { path: '/usr/bin/ping', args: null, calls: ['socket inet raw icmp', 'socket inet6 raw ipv6-icmp'] },
+      { path: '/usr/sbin/a', args: null, calls: ['socket inet raw icmp'] },
+      { path: '/usr/sbin/b', args: null, calls: [] },
     ],
   })
   t.same(programsFor(rules, client(1001, 'carol')).programs.map(p => p.path), ['/usr/bin/ping'], 'carol: only *')
@@ -107,10 +107,12 @@ t.test('protocol: list takes no key but v and type', async t => {
 })
 
 t.test('protocol: a programs answer is validated like every message', async t => {
-  const ok = { v: 1, type: 'programs', uid: 1000, user: 'alice', programs: [{ path: '/usr/bin/ping', calls: ['socket inet raw icmp'] }], omitted: 0 }
+  const ok = { v: 1, type: 'programs', uid: 1000, user: 'alice', programs: [{ path: '/usr/bin/ping', args: null, calls: ['socket inet raw icmp'] }], omitted: 0 }
   const dec = (m: unknown) => decodeBrokerMessage(Buffer.from(JSON.stringify(m)))
   t.same(dec(ok), ok)
   t.same(dec({ ...ok, user: null }), { ...ok, user: null })
+  const withArgs = { ...ok, programs: [{ path: '/usr/bin/python3', args: '-m http.server 80', calls: [] }] }
+  t.same(dec(withArgs), withArgs)
   const bad: Array<[string, unknown]> = [
     ['no omitted', { v: 1, type: 'programs', uid: 1000, user: 'alice', programs: [] }],
     ['an extra key', { ...ok, extra: 1 }],
@@ -118,13 +120,16 @@ t.test('protocol: a programs answer is validated like every message', async t =>
     ['an empty user', { ...ok, user: '' }],
     ['a fractional omitted', { ...ok, omitted: 0.5 }],
     ['programs not an array', { ...ok, programs: {} }],
-    ['a relative path', { ...ok, programs: [{ path: 'ping', calls: [] }] }],
-    ['a program without calls', { ...ok, programs: [{ path: '/x' }] }],
-    ['a program with an extra key', { ...ok, programs: [{ path: '/x', calls: [], rule: 'x' }] }],
-    ['an empty call', { ...ok, programs: [{ path: '/x', calls: [''] }] }],
-    ['a call too long', { ...ok, programs: [{ path: '/x', calls: ['c'.repeat(1025)] }] }],
-    ['too many calls', { ...ok, programs: [{ path: '/x', calls: Array(1025).fill('c') }] }],
-    ['too many programs', { ...ok, programs: Array(4097).fill({ path: '/x', calls: [] }) }],
+    ['a relative path', { ...ok, programs: [{ path: 'ping', args: null, calls: [] }] }],
+    ['a program without calls', { ...ok, programs: [{ path: '/x', args: null }] }],
+    ['a program without args', { ...ok, programs: [{ path: '/x', calls: [] }] }],
+    ['args not a string', { ...ok, programs: [{ path: '/x', args: ['-v'], calls: [] }] }],
+    ['args too long', { ...ok, programs: [{ path: '/x', args: 'a'.repeat(1025), calls: [] }] }],
+    ['a program with an extra key', { ...ok, programs: [{ path: '/x', args: null, calls: [], rule: 'x' }] }],
+    ['an empty call', { ...ok, programs: [{ path: '/x', args: null, calls: [''] }] }],
+    ['a call too long', { ...ok, programs: [{ path: '/x', args: null, calls: ['c'.repeat(1025)] }] }],
+    ['too many calls', { ...ok, programs: [{ path: '/x', args: null, calls: Array(1025).fill('c') }] }],
+    ['too many programs', { ...ok, programs: Array(4097).fill({ path: '/x', args: null, calls: [] }) }],
   ]
   for (const [what, m] of bad) {
     let error: unknown

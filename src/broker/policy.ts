@@ -20,7 +20,7 @@ import {
 import type { ClientIdentity } from './identity.js';
 import type { BindRule, CallRule, Location, ProgramRule, Range, RuleSet, SetsockoptRule, SocketRule } from './rules/model.js';
 import { mayRun, socketProtocolArg } from './rules/match.js';
-import { domainName, privilegedOption, protocolName, typeName } from './rules/names.js';
+import { domainName, protocolName, typeName } from './rules/names.js';
 
 /** Every rule for the binary at path, in the rule set's order. */
 function rulesNaming(rules: RuleSet, path: string): ProgramRule[] {
@@ -56,7 +56,7 @@ export function programsFor(rules: RuleSet, client: ClientIdentity): Programs {
   const programs: ListedProgram[] = [];
   let size = ANSWER_OVERHEAD;
   for (const rule of serving) {
-    const entry = { path: rule.path, calls: rule.calls.map(describeCall) };
+    const entry: ListedProgram = { path: rule.path, args: argsText(rule), calls: rule.calls.map(describeCall) };
     const bytes = Buffer.byteLength(JSON.stringify(entry)) + 1;
     if (programs.length >= MAX_LISTED_PROGRAMS || entry.calls.length > MAX_LISTED_CALLS
       || rule.path.length > MAX_PATH || size + bytes > MAX_MESSAGE) break;
@@ -70,37 +70,42 @@ export function programsFor(rules: RuleSet, client: ClientIdentity): Programs {
   return answer;
 }
 
-const ranges = (rs: Range[]): string => rs.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(',');
+/** The rule's argument pattern as written; null: any arguments (the grammar has no pattern yet). */
+function argsText(_rule: ProgramRule): string | null {
+  return null;
+}
 
-/** One line per call, in the rule's own words: `socket inet raw icmp`, `bind inet stream port 80,443`. */
+const shorten = (text: string): string => (text.length <= MAX_CALL_TEXT ? text : `${text.slice(0, MAX_CALL_TEXT - 1)}…`);
+
+const ranges = (rs: Range[]): string => rs.map((r) => (r.from === r.to ? String(r.from) : `${r.from}-${r.to}`)).join(',');
+
+/**
+ * One line per call, in the rule's words and in the form `stx-elevate
+ * check` prints them: `socket inet raw icmp`, `bind inet/inet6 stream port
+ * 80,443`, `setsockopt SO_MARK 1-10`.
+ */
 export function describeCall(c: CallRule): string {
   const text = c.kind === 'socket' ? describeSocket(c) : c.kind === 'bind' ? describeBind(c) : describeSetsockopt(c);
-  return text.length <= MAX_CALL_TEXT ? text : `${text.slice(0, MAX_CALL_TEXT - 1)}…`;
+  return shorten(text);
 }
 
 function describeSocket(c: SocketRule): string {
   const protocol = protocolName(c.domain, socketProtocolArg(c)) ?? String(c.protocol);
   const words = ['socket', domainName(c.domain) ?? String(c.domain), typeName(c.type) ?? String(c.type), protocol];
-  return words.join(' ') + (c.headerIncluded ? ' (header-included)' : '');
+  if (c.headerIncluded) words.push('header-included');
+  return words.join(' ');
 }
 
 function describeBind(c: BindRule): string {
-  const words = [
-    'bind', c.families.map((f) => domainName(f) ?? String(f)).join(','), c.types.map((t) => typeName(t) ?? String(t)).join(','),
-    'port', ranges(c.ports),
-  ];
-  if (c.addresses) words.push('address', c.addresses.join(','));
-  return words.join(' ') + (c.reusePort ? ' (reuseport)' : '');
+  const words = ['bind', c.families.map((f) => domainName(f) ?? String(f)).join('/'), c.types.map((t) => typeName(t) ?? String(t)).join('/'),
+    `port ${ranges(c.ports)}`];
+  if (c.addresses) words.push(`address ${c.addresses.join(',')}`);
+  if (c.reusePort) words.push('reuseport');
+  return words.join(' ');
 }
 
 function describeSetsockopt(c: SetsockoptRule): string {
-  if (c.interfaces) return `setsockopt ${c.optionName} ${c.interfaces.join(',')}`;
-  const values = c.values ?? [];
-  if (privilegedOption(c.level, c.option)?.value === 'bool') {
-    const on = values.some((r) => r.to >= 1), off = values.some((r) => r.from === 0);
-    return `setsockopt ${c.optionName} ${[off ? 'off' : '', on ? 'on' : ''].filter(Boolean).join(',')}`;
-  }
-  return `setsockopt ${c.optionName} ${ranges(values)}`;
+  return `setsockopt ${c.optionName} ${c.interfaces ? c.interfaces.join(',') : ranges(c.values ?? [])}`;
 }
 
 // ---- reload --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ export const MAX_ENV = 1024;
 /** A `programs` answer lists at most this many programs, each with at most MAX_LISTED_CALLS calls. */
 export const MAX_LISTED_PROGRAMS = 4096;
 export const MAX_LISTED_CALLS = 1024;
-/** Longest description of one call in a `programs` answer. */
+/** Longest description of one call, or of an argument pattern, in a `programs` answer. */
 export const MAX_CALL_TEXT = 1024;
 export const MAX_PATH = 4095;
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
@@ -34,8 +34,12 @@ export interface Started { v: 1; type: 'started'; pid: number }
 export interface Refused { v: 1; type: 'refused'; reason: string }
 export interface Exited { v: 1; type: 'exit'; code: number | null; signal: string | null }
 export interface ProtocolFailure { v: 1; type: 'error'; reason: string }
-/** One program the client's user may run, and the calls its rule performs as root. */
-export interface ListedProgram { path: string; calls: string[] }
+/**
+ * One program the client's user may run, the arguments its rule requires
+ * (the rule's argument pattern as written; null: any), and the calls the
+ * rule performs as root.
+ */
+export interface ListedProgram { path: string; args: string | null; calls: string[] }
 /**
  * The answer to `list`: who the broker takes the client to be (from the
  * kernel; `user` null without a passwd entry), the programs it may run, and
@@ -187,13 +191,17 @@ function listedPrograms(value: unknown): ListedProgram[] {
     if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new ProtocolError('a listed program must be an object');
     const entry = p as Json;
     for (const k of Object.keys(entry)) {
-      if (k !== 'path' && k !== 'calls') throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in a listed program`);
+      if (k !== 'path' && k !== 'args' && k !== 'calls') throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in a listed program`);
     }
     if (!isPath(entry.path)) throw new ProtocolError('a listed program\'s path must be an absolute path');
+    const args = entry.args;
+    if (!(args === null || (typeof args === 'string' && noNul(args) && args.length <= MAX_CALL_TEXT))) {
+      throw new ProtocolError(`a listed program's args must be null or a text of at most ${MAX_CALL_TEXT} characters`);
+    }
     const calls = stringArray(entry.calls, 'a listed program\'s calls', MAX_LISTED_CALLS);
     if (calls.some((c) => c === '' || c.length > MAX_CALL_TEXT)) {
       throw new ProtocolError(`a listed call must be 1-${MAX_CALL_TEXT} characters`);
     }
-    return { path: entry.path, calls };
+    return { path: entry.path, args, calls };
   });
 }

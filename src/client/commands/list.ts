@@ -64,7 +64,7 @@ function humanList(a: Programs): string {
   } else {
     lines.push(`${who} may run through stx-elevate, with these calls as root:`);
     for (const p of a.programs) {
-      lines.push(`    ${p.path}`);
+      lines.push(`    ${p.path}${p.args === null ? '' : p.args === '' ? ' (with no arguments)' : ` (with the arguments ${p.args})`}`);
       if (p.calls.length === 0) lines.push('        (no call as root)');
       for (const c of p.calls) lines.push(`        ${c}`);
     }
