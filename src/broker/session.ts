@@ -47,6 +47,7 @@ import { Supervisor } from './seccomp/supervisor.js';
 import type { Limits, UserQuota } from './quota.js';
 import { RefusalLimiter, type RefusalFields } from './refusals.js';
 import { currentRule, programsFor, type CurrentRule } from './policy.js';
+import { SHUT_RD, shutdown } from '../shared/native/libc.js';
 
 /** What every session shares: the broker's state, never the client's. */
 export interface BrokerContext {
@@ -66,6 +67,8 @@ export interface BrokerContext {
 
 const HANGUP_GRACE_MS = 2000;
 const SCM_MAX_FD = 253;
+/** Datagrams read off a connection after its last answer at most (the kernel queues few more). */
+const DRAIN_MAX = 1024;
 const S_IFDIR = 0o040000;
 
 let lastId = 0;
@@ -273,8 +276,29 @@ export class Session {
   list(): boolean {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.send(programsFor(this.ctx.rules(), this.client));
+    this.dropUnread();
     this.onClientGone('answered');
     return false;
+  }
+
+  /**
+   * After the last answer: stop the client's sends and drop what it already
+   * queued (its fds closed off the loop, counted until then). Closing with
+   * unread data would reset the connection, and the client would lose the
+   * answer.
+   */
+  private dropUnread(): void {
+    try {
+      shutdown(this.conn.fd, SHUT_RD);
+      for (let i = 0; i < DRAIN_MAX; i++) {
+        const got = recvmsg(this.conn.fd, 1, SCM_MAX_FD);
+        if (!got || (got.data.length === 0 && got.fds.length === 0)) return;
+        this.quota.holdFds(got.fds.length);
+        this.closeClientFds(got.fds);
+      }
+    } catch (e) {
+      this.ctx.log(`session ${this.id}: dropping what the client sent after its request: ${(e as Error).message}`);
+    }
   }
 
   signal(req: SignalRequest): boolean {

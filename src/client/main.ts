@@ -1,63 +1,75 @@
 /*
  * stx-elevate: the unprivileged command. Its own failures print one line
  * and exit 1 (usage errors 2); otherwise it exits with the program's status.
+ *
+ * `stx-elevate WORD ...` runs the program WORD unless WORD is one of the
+ * command names below, which are reserved (also those not implemented
+ * yet, so that a program never changes meaning with an upgrade);
+ * `stx-elevate -- WORD ...` always runs a program.
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
-import { listCommand } from './commands/list.js';
+import { LIST_USAGE, listCommand } from './commands/list.js';
 import { ClientFailure, runProgram } from './commands/run.js';
-
-/** Subcommands, one module each; their names are reserved: `stx-elevate -- NAME` runs a program called NAME. */
-const COMMANDS = [listCommand];
-const COMMAND_NAMES = COMMANDS.map((c) => String(c.command).split(' ')[0]);
 
 function fail(message: string, status: number): never {
   process.stderr.write(`stx-elevate: ${message}\n`);
   process.exit(status);
 }
 
-/** Whether the first operand (after the global options, before any `--`) names a subcommand. */
-function namesSubcommand(args: string[]): boolean {
+/**
+ * Command names; undefined: reserved, not available yet. A command gets
+ * the arguments after its name and the options before it, prints its own
+ * failures, and gives the exit status.
+ */
+const COMMANDS: Record<string, ((argv: string[], global: { socket: string }) => number | Promise<number>) | undefined> = {
+  check: undefined,
+  list: listCommand,
+  learn: undefined,
+  watch: undefined,
+  scan: undefined,
+  strip: undefined,
+  restore: undefined,
+};
+
+/** Where a command name stands in args: the first word that is not an option (or --socket's value), before any "--". */
+function commandAt(args: string[]): number | undefined {
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--') return false;
-    if (args[i] === '--socket') i++;
-    else if (!args[i].startsWith('-')) return COMMAND_NAMES.includes(args[i]);
+    const a = args[i];
+    if (a === '--') return undefined;
+    if (a === '--socket') i++;
+    else if (!a.startsWith('-')) return Object.hasOwn(COMMANDS, a) ? i : undefined;
   }
-  return false;
+  return undefined;
 }
 
 async function main(): Promise<void> {
-  const args = hideBin(process.argv);
-  const subcommand = namesSubcommand(args);
-  const y = yargs(args)
+  const all = hideBin(process.argv);
+  const at = commandAt(all);
+  const parsed = yargs(at === undefined ? all : all.slice(0, at))
     .scriptName('stx-elevate')
-    .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n$0 [--socket PATH] list [--json]\n\n'
+    .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
+      + `${LIST_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
-      + 'A program named like a command runs as: $0 -- PROGRAM [ARGS...]')
+      + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
-    .version(false)
-    .help()
-    .fail((msg, err) => {
-      if (err instanceof ClientFailure) fail(err.message, 1);
-      if (err) throw err;
-      fail(`${msg}\nTry 'stx-elevate --help'.`, 2);
-    });
-  for (const c of COMMANDS) y.command(c);
-  if (subcommand) {
-    // The command module parses its own options and runs.
-    await y.parserConfiguration({ 'parse-positional-numbers': false }).parseAsync();
-    return;
-  }
-  // A program's arguments are its own: stop parsing at the program's name.
-  const parsed = y
     .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
     .strictOptions()
+    .version(false)
+    .help()
+    .fail((msg) => fail(`${msg}\nTry 'stx-elevate --help'.`, 2))
     .parseSync();
-  const [program, ...rest] = parsed._.map(String);
+  if (at !== undefined) {
+    const name = all[at];
+    const command = COMMANDS[name];
+    if (!command) fail(`${name} is not available yet; to run a program named ${name}, write stx-elevate -- ${name}`, 2);
+    process.exit(await command(all.slice(at + 1), { socket: socketPath(parsed.socket) }));
+  }
+  const [program, ...args] = parsed._.map(String);
   if (!program) fail("no program given\nusage: stx-elevate [--socket PATH] PROGRAM [ARGS...]", 2);
   try {
-    process.exit(await runProgram(socketPath(parsed.socket), program, rest));
+    process.exit(await runProgram(socketPath(parsed.socket), program, args));
   } catch (e) {
     if (e instanceof ClientFailure) fail(e.message, 1);
     throw e;

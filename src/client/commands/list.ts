@@ -3,8 +3,7 @@
  * elevated, and with which calls (like `sudo -l`). The broker answers from
  * its loaded rules and the kernel's view of us; nothing here decides.
  */
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { socketPath } from '../../shared/defaults.js';
+import yargs from 'yargs';
 import { SysError } from '../../shared/native/libc.js';
 import { ProtocolError, type Programs } from '../../shared/protocol.js';
 import { BrokerConnection } from '../broker-client.js';
@@ -13,20 +12,34 @@ import { ClientFailure } from './run.js';
 /** How long the broker may take to answer. */
 const ANSWER_TIMEOUT_MS = 30_000;
 
-interface ListArgs { socket?: string; json: boolean }
+export const LIST_USAGE = 'stx-elevate [--socket PATH] list [--json]';
 
-export const listCommand: CommandModule<{ socket?: string }, ListArgs> = {
-  command: 'list',
-  describe: 'list the programs you may run elevated and the calls the broker performs as root for them',
-  builder: (y: Argv<{ socket?: string }>) => y
-    .usage('$0 [--socket PATH] list [--json]\n\nList the programs you may run elevated, as the broker\'s loaded rules and your identity say.')
+/** `stx-elevate list ARGV...`: print the answer; 0, or 1 (one line) when there is none; usage errors exit 2. */
+export async function listCommand(argv: string[], global: { socket: string }): Promise<number> {
+  const parsed = yargs(argv)
+    .scriptName('stx-elevate list')
+    .usage(`${LIST_USAGE}\n\nList the programs you may run elevated and the calls the broker performs as root for them, `
+      + 'as the broker\'s loaded rules and your identity (uid, groups, passwd entry) say.')
     .option('json', { type: 'boolean', default: false, describe: 'print the answer as one JSON object' })
-    .strict(),
-  handler: async (argv: ArgumentsCamelCase<ListArgs>) => {
-    const answer = await askBroker(socketPath(argv.socket));
-    process.stdout.write(argv.json ? `${JSON.stringify(asJson(answer))}\n` : humanList(answer));
-  },
-};
+    .parserConfiguration({ 'parse-positional-numbers': false })
+    .strict()
+    .version(false)
+    .help()
+    .fail((msg) => {
+      process.stderr.write(`stx-elevate list: ${msg}\nusage: ${LIST_USAGE}\n`);
+      process.exit(2);
+    })
+    .parseSync();
+  try {
+    const answer = await askBroker(global.socket);
+    process.stdout.write(parsed.json ? `${JSON.stringify(asJson(answer))}\n` : humanList(answer));
+    return 0;
+  } catch (e) {
+    if (!(e instanceof ClientFailure)) throw e;
+    process.stderr.write(`stx-elevate: ${e.message}\n`);
+    return 1;
+  }
+}
 
 /** The broker's answer; ClientFailure for our own failures (no broker, refused, a bad answer). */
 async function askBroker(socket: string): Promise<Programs> {
