@@ -9,6 +9,9 @@ import { ProtocolError, type Programs } from '../../shared/protocol.js';
 import { BrokerConnection } from '../broker-client.js';
 import { ClientFailure } from './run.js';
 
+/** A rule's argument pattern for "no argument at all", as written (elevation.d(5)). */
+const NO_ARGUMENTS = '""';
+
 /** How long the broker may take to answer. */
 const ANSWER_TIMEOUT_MS = 30_000;
 
@@ -77,7 +80,7 @@ function humanList(a: Programs): string {
   } else {
     lines.push(`${who} may run through stx-elevate, with these calls as root:`);
     for (const p of a.programs) {
-      lines.push(`    ${p.path}${p.args === null ? '' : p.args === '' ? ' (with no arguments)' : ` (with the arguments ${p.args})`}`);
+      lines.push(`    ${p.path}${p.args === null ? '' : p.args === NO_ARGUMENTS ? ' (with no arguments)' : ` (with the arguments ${p.args})`}`);
       if (p.calls.length === 0) lines.push('        (no call as root)');
       for (const c of p.calls) lines.push(`        ${c}`);
     }
