@@ -193,8 +193,10 @@ t.test('the program runs in a transient scope stx-elevate-PID-SESSION.scope of u
 t.test('a program that exits leaving a child: the child is killed, a kill record names it, no stx-elevate-* unit is left', async (t: Test) => {
   const c = await container()
   const b = await broker()
-  // the parent holds 5 s (time to look at the scope), then exits; the child stays
-  const run = spawnAs(cuser, e.client(b.socket, fx.probe, 'fork', 'hold', '5'), { via: c.via })
+  // The parent holds (time to look at the scope) until the test ends it
+  // with SIGTERM; the child stays. (Not a shorter hold that runs out: the
+  // child gives up on a parent that outlives the same SECONDS, a race.)
+  const run = spawnAs(cuser, e.client(b.socket, fx.probe, 'fork', 'hold', '60'), { via: c.via })
   t.teardown(() => { run.kill('SIGKILL') })
   const ids = JSON.parse(await run.waitForLine(/^\{"parent":/, 15_000)) as { parent: number, child: number }
 
@@ -208,8 +210,11 @@ t.test('a program that exits leaving a child: the child is killed, a kill record
   const slice = await c.run(['systemctl', 'show', '--property=Slice', '--value', unit], 10_000)
   t.equal(slice.stdout.trim(), `user-${cuser.uid}.slice`, 'in the user\'s slice')
 
+  const term = await c.run(['sh', '-c', 'kill -TERM "$1"', 'sh', String(ids.parent)], 10_000)
+  t.equal(term.code, 0, `kill -TERM ${ids.parent} (the program) inside: ${term.stderr}`)
   const r = await run.wait(20_000)
-  t.equal(r.code, 0, `the client exits with the program's status; stderr: ${r.stderr}`)
+  const exit = await waitForAudit(b.audit, a => a.event === 'exit' && a.pid === ids.parent, 5000, 'the program\'s exit record')
+  t.match(exit, { session: launch.session, signal: 'SIGTERM', status: 143 }, 'the program exited of the SIGTERM')
   const kill = await waitForAudit(b.audit, a => a.event === 'kill' && a.session === launch.session, 5000, 'the kill record')
   t.match(kill, { uid: cuser.uid, user: cuser.name, program: fx.probe, reason: 'the program exited' })
   t.same(kill.pids, [ids.child], 'it names the child, what was left')
