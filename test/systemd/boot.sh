@@ -11,7 +11,11 @@ if [ ! -x root/usr/lib/systemd/systemd ] || [ ! -e root/.stx-complete ]; then
   command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap systemd-container >/dev/null
   rm -rf root
-  if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus bookworm root http://deb.debian.org/debian >debootstrap.log 2>&1; then
+  # The same Debian archive apt uses on this machine (the first main
+  # archive in its sources), so nothing else has to be reachable.
+  mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' 2>/dev/null | grep -v security | head -n1)
+  [ -n "$mirror" ] || { echo "boot.sh: apt knows no Debian archive (run apt-get update)" >&2; exit 1; }
+  if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus bookworm root "$mirror" >debootstrap.log 2>&1; then
     echo "debootstrap failed; the end of $dir/debootstrap.log:" >&2; tail -5 debootstrap.log >&2; exit 1
   fi
   rm -rf root/var/cache/apt/archives/*.deb
