@@ -229,17 +229,19 @@ export class Session {
       this.binary = { dev: binary.dev, ino: binary.ino };
       if (this.ctx.cgroups) {
         this.cgroup = this.ctx.cgroups.create(this.id, this.client.uid);
-        cgroupFd = this.cgroup.openDir();
+        if (!this.cgroup.place) cgroupFd = this.cgroup.openDir();
       }
       const launched = startLauncher({
         uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
         env: programEnvironment(req.env, user), argv: req.argv,
         stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule), cgroupFd,
+        cgroupFromControl: this.cgroup?.place !== undefined,
         loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
         oomScoreAdj: context.oomScoreAdj,
       });
       this.started(launched.child, launched.control, req);
+      if (this.cgroup?.place) this.placeInCgroup(this.cgroup);
     } catch (e) {
       if (e instanceof BinaryError || e instanceof IdentityError || e instanceof CgroupError) {
         return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
@@ -327,6 +329,27 @@ export class Session {
       child.kill('SIGKILL');
       throw e;
     }
+  }
+
+  /**
+   * A cgroup made with the launcher in it (a systemd scope): once it is
+   * there, send its directory to the launcher, which waits for it before it
+   * changes anything. Failure: the launcher is killed and the client told.
+   */
+  private placeInCgroup(cgroup: SessionCgroup): void {
+    cgroup.place!(this.child!.pid!).then(() => {
+      if (this.killed || !this.control) return;
+      const fd = cgroup.openDir();
+      try {
+        sendmsg(this.control.fd, Buffer.from('cgroup'), [fd]);
+      } finally {
+        closeQuietly(fd);
+      }
+    }).catch((e: unknown) => {
+      if (this.killed) return;
+      this.launchError = `the session's cgroup: ${(e as Error).message}`;
+      this.signalProgram(osConstants.signals.SIGKILL);
+    });
   }
 
   /** The launcher's datagrams: the listener fd, or why it failed; end of file once it exec'd. */
