@@ -71,18 +71,7 @@ t.test('the shipped elevation.d/ping.conf', async (t) => {
   t.match(text, /ping_group_range/, 'says why ping needs it');
 });
 
-t.test('the examples of elevation.d(5) are valid, without warnings', async (t) => {
-  const man = readFileSync(new URL('../man/elevation.d.5', import.meta.url), 'utf8');
-  const examples = [...man.matchAll(/^\.EX\n([\s\S]*?)^\.EE$/gm)].map((m) => m[1]);
-  t.equal(examples.length, 3, 'ping, a web server, SO_MARK');
-  for (const text of examples) {
-    const r = parseRuleFile(F, text);
-    t.strictSame([...r.errors, ...r.warnings].map(String), [], text.split('\n').find((l) => l.startsWith('path')));
-    t.ok(r.program);
-  }
-  t.strictSame(examples.map((e) => parseRuleFile(F, e).program!.calls.map((c) => c.kind)),
-    [['socket', 'socket'], ['bind'], ['setsockopt']]);
-});
+// The examples of elevation.d(5): test/rules-table.test.ts.
 
 t.test('lists, groups, comments, quotes and CRLF', async (t) => {
   const p = program(t, [

@@ -203,7 +203,7 @@ function readText(fd: number, where: string, errors: RuleError[]): string | unde
 
 /** What keeps two rules for one binary apart, or the key and message saying they are not. */
 function conflict(first: ProgramRule, second: ProgramRule): [key: string, message: string] | undefined {
-  const where = (key: string): string => `${first.file}:${first.keyLines[key] ?? first.at.line}`;
+  const where = (key: string): string => `${first.file}:${first.keyLines?.[key] ?? first.at.line}`;
   const choose = 'keep one file for it, or name users and groups in each';
   if (second.users === '*') {
     return ['users', `users = * gives every user a rule for ${second.path}, which ${first.file}:${first.at.line} also has; ${choose}`];
@@ -228,13 +228,13 @@ export function addProgram(program: ProgramRule, rules: RuleSet, found: Found): 
     const c = conflict(first, program);
     if (!c) continue;
     const [key, message] = c;
-    found.errors.push(new RuleError(program.file, program.keyLines[key] ?? program.at.line, program.at.section, key, message));
+    found.errors.push(new RuleError(program.file, program.keyLines?.[key] ?? program.at.line, program.at.section, key, message));
     return;
   }
   const grouped = others.find((o) => o.groups.length > 0);
   if (grouped && program.groups.length > 0) {
-    found.warnings.push(new RuleError(program.file, program.keyLines.groups, program.at.section, 'groups',
-      `${grouped.file}:${grouped.keyLines.groups} also gives groups a rule for ${program.path}; a user in groups of both gets the rule of the file first in name order (${grouped.file})`));
+    found.warnings.push(new RuleError(program.file, program.keyLines?.groups ?? program.at.line, program.at.section, 'groups',
+      `${grouped.file}:${grouped.keyLines?.groups ?? grouped.at.line} also gives groups a rule for ${program.path}; a user in groups of both gets the rule of the file first in name order (${grouped.file})`));
   }
   rules.programs.set(program.path, [...others, program]);
   rules.files.push(program.file);

@@ -115,7 +115,7 @@ export interface ProgramRule {
    */
   keepEnv?: string[];
   /** The line of each key of [program] as written, for errors found across files. */
-  keyLines: Readonly<Record<string, number>>;
+  keyLines?: Readonly<Record<string, number>>;
   calls: CallRule[];
 }
 

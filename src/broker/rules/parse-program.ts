@@ -97,9 +97,11 @@ function parseArgs(v: string): ArgsPattern | Problem {
   const problems: string[] = [];
   const out: Array<string | null> = [];
   let rest = false;
+  const quoted = words.filter((w) => /["']/.test(w));
+  if (quoted.length > 0) problems.push(`quotes do not group words in args, found ${quoted.join(' ')}; ${ARGS_HINT}`);
   words.forEach((w, i) => {
-    if (/["']/.test(w)) problems.push(`quotes do not group words in args, found ${w}; ${ARGS_HINT}`);
-    else if (w === '...' && i !== words.length - 1) {
+    if (quoted.includes(w)) return;
+    if (w === '...' && i !== words.length - 1) {
       problems.push('"..." stands for all further arguments, so it can only be the last word; use * for any one argument');
     } else if (w === '...') rest = true;
     else if (w === '*') out.push(null);

@@ -67,7 +67,7 @@ function checkFiles(dir: string, paths: string[]): Outcome {
 // ---- the binaries ------------------------------------------------------------
 
 const err = (rule: ProgramRule, key: string, message: string): RuleError =>
-  new RuleError(rule.file, rule.keyLines[key] ?? rule.at.line, rule.at.section, key, message);
+  new RuleError(rule.file, rule.keyLines?.[key] ?? rule.at.line, rule.at.section, key, message);
 
 function sha256(fd: number): string {
   const hash = createHash('sha256');
