@@ -33,7 +33,8 @@ function checkOnly(dir: string): never {
   for (const w of warnings) process.stderr.write(`stx-elevated: warning: ${w}\n`);
   for (const e of errors) process.stderr.write(`stx-elevated: ${e}\n`);
   if (errors.length > 0) die(`the rules in ${dir} are invalid`, EX_CONFIG);
-  process.stdout.write(`stx-elevated: the rules in ${dir} are valid (${rules.files.length} files)\n`);
+  const n = rules.files.length;
+  process.stdout.write(`stx-elevated: the rules in ${dir} are valid (${n} file${n === 1 ? '' : 's'})\n`);
   process.exit(0);
 }
 

@@ -7,6 +7,9 @@
  *   unless a rule says yes;
  * - identity is what the kernel reported (uid, gids) plus the passwd name
  *   of that uid; a uid without a passwd entry never matches users = *;
+ * - of several rules for one binary, one serves a client, decided by the
+ *   rules alone (a rule naming the user, else the first naming a group);
+ * - a rule's args match argv[1..] word for word, exactly, or not at all;
  * - socket arguments match exactly, as the seccomp filter compares them;
  * - a bind matches on family, type, port and (when the rule lists any) the
  *   address as canonical text, so the wildcard 0.0.0.0 or :: matches only
