@@ -166,7 +166,7 @@ t.test('check: every error and warning, the binaries, the verdict', async (t) =>
   t.strictSame(r.lines, [
     `${dir}/a.conf:2: [program] path: /usr/bin/no-such-binary does not exist; the broker refuses to run it`,
     `${dir}/b.conf:4: [program] sha256: /usr/bin/true hashes to ${TRUE_SHA}, not to the pin: the binary changed since the rule was written; the broker refuses to run it (check the new binary, then update the pin)`,
-    `warning: ${dir}/c.conf:2: [program] path: python3.11 is an interpreter and args is not set, so this rule grants its calls to whatever code the user makes it run; pin what it runs with args (e.g. the script and its options), see elevation.d(5)`,
+    `warning: ${dir}/c.conf:2: [program] path: python3.11 is an interpreter and args is not set, so this rule grants its calls to whatever code the user makes it run; pin what it runs with args (the script or configuration, and the options around it), see elevation.d(5)`,
     `${dir}/d.conf:8: [socket.x] protocol: unknown protocol "icmpp"; use a name from the protocol table (icmp, ipv6-icmp, ...) or a number 0-255`,
     `${dir}/e.conf:2: [program] path: /usr/bin/python3 is a symlink; rules must name the real path; the broker refuses to run it`,
     `${dir}/f.conf:3: [program] users: alice also has a rule for /usr/bin/true in ${dir}/b.conf:3; merge the two, or name each user in one file only`,

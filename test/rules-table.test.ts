@@ -192,11 +192,11 @@ for (const bad of BAD) {
 
 const WARN: Array<{ name: string, text: string, warnings: string[] }> = [
   { name: 'an interpreter without args', text: '[program]\npath = /usr/bin/python3.11\nusers = alice\n',
-    warnings: [`${F}:2: [program] path: python3.11 is an interpreter and args is not set, so this rule grants its calls to whatever code the user makes it run; pin what it runs with args (e.g. the script and its options), see elevation.d(5)`] },
+    warnings: [`${F}:2: [program] path: python3.11 is an interpreter and args is not set, so this rule grants its calls to whatever code the user makes it run; pin what it runs with args (the script or configuration, and the options around it), see elevation.d(5)`] },
   { name: 'an interpreter whose args name no argument', text: '[program]\npath = /bin/bash\nusers = alice\nargs = ""\n',
     warnings: [`${F}:4: [program] args: bash is an interpreter and args = "" names none of its arguments (with none it reads code from standard input), so this rule grants its calls to whatever code the user makes it run; pin the script it runs`] },
   { name: 'a plugin loader without args', text: '[program]\npath = /usr/sbin/nginx\nusers = www-data\n',
-    warnings: [`${F}:2: [program] path: nginx loads the modules its command line names and args is not set, so this rule grants its calls to whatever code the user makes it run; pin what it runs with args (e.g. the script and its options), see elevation.d(5)`] },
+    warnings: [`${F}:2: [program] path: nginx loads the modules its command line names and args is not set, so this rule grants its calls to whatever code the user makes it run; pin what it runs with args (the script or configuration, and the options around it), see elevation.d(5)`] },
   { name: 'a privileged port for users = *', text: P + '[bind.dns]\nas = root\nfamily = inet\ntype = dgram, stream\nport = 53, 1000-1100\n',
     warnings: [
       `${F}:8: [bind.dns] port: ports 1024-1100 need no privilege while net.ipv4.ip_unprivileged_port_start is 1024 (the default); the broker lets such binds run with the user's own rights`,

@@ -185,7 +185,7 @@ function warnUnpinned(s: Section, path: string, args: ArgsPattern | undefined, r
   const why = 'so this rule grants its calls to whatever code the user makes it run';
   if (args === undefined) {
     r.warn(lineOf(s, 'path'), s.name, 'path',
-      `${what} and args is not set, ${why}; pin what it runs with args (e.g. the script and its options), see elevation.d(5)`);
+      `${what} and args is not set, ${why}; pin what it runs with args (the script or configuration, and the options around it), see elevation.d(5)`);
   } else if (interpreter && !args.words.some((w) => w !== null)) {
     r.warn(lineOf(s, 'args'), s.name, 'args',
       `${what} and args = ${args.text} names none of its arguments (with none it reads code from standard input), ${why}; pin the script it runs`);
