@@ -3,8 +3,8 @@
  * setcap copy of the probe, copy the helper scripts, and put a copy of
  * /usr/bin/ping without its file capability into <tree>/bin-under-test.
  */
-import { chmodSync, chownSync, copyFileSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import type { InstalledTree } from './install.js'
 import { fixturesSrc } from './paths.js'
 import { mustRunRoot, runRoot } from './proc.js'
@@ -85,4 +85,23 @@ export async function buildFixtures(tree: InstalledTree): Promise<Fixtures> {
     rawClient: out('raw-client.py'),
     ping,
   }
+}
+
+/**
+ * A copy of a system binary (e.g. /usr/bin/arping, which Debian ships with
+ * cap_net_raw) in <tree>/bin-under-test, root-owned 0755 and without any
+ * file capability: the program a rule covers. Throws, saying which package
+ * to install, when the binary is missing.
+ */
+export async function binaryWithoutCaps(tree: InstalledTree, source: string, pkg: string): Promise<string> {
+  if (!existsSync(source)) throw new Error(`${source} is missing: install ${pkg} (.ci/run does)`)
+  const bin = tree.path('bin-under-test')
+  mkdirSync(bin, { recursive: true, mode: 0o755 })
+  rootExec(bin)
+  const copy = join(bin, basename(source))
+  copyFileSync(source, copy)  // a plain copy carries no file capability
+  rootExec(copy)
+  const cap = await getcap(copy)
+  if (cap !== '') throw new Error(`${copy} still has a file capability: ${cap}`)
+  return copy
 }
