@@ -1,10 +1,16 @@
 /*
  * stx-elevate: the unprivileged command. Its own failures print one line
  * and exit 1 (usage errors 2); otherwise it exits with the program's status.
+ *
+ * `stx-elevate WORD ...` runs the program WORD unless WORD is one of the
+ * command names below, which are reserved (also those not implemented
+ * yet, so that a program never changes meaning with an upgrade);
+ * `stx-elevate -- WORD ...` always runs a program.
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
+import { CHECK_USAGE, checkCommand } from './commands/check.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 
 function fail(message: string, status: number): never {
@@ -12,10 +18,37 @@ function fail(message: string, status: number): never {
   process.exit(status);
 }
 
+/** Command names; undefined: reserved, not available yet. */
+const COMMANDS: Record<string, ((argv: string[]) => number) | undefined> = {
+  check: checkCommand,
+  list: undefined,
+  learn: undefined,
+  watch: undefined,
+  scan: undefined,
+  strip: undefined,
+  restore: undefined,
+};
+
+/** Where a command name stands in args: the first word that is not an option (or --socket's value), before any "--". */
+function commandAt(args: string[]): number | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') return undefined;
+    if (a === '--socket') i++;
+    else if (!a.startsWith('-')) return Object.hasOwn(COMMANDS, a) ? i : undefined;
+  }
+  return undefined;
+}
+
 async function main(): Promise<void> {
-  const parsed = yargs(hideBin(process.argv))
+  const all = hideBin(process.argv);
+  const at = commandAt(all);
+  const parsed = yargs(at === undefined ? all : all.slice(0, at))
     .scriptName('stx-elevate')
-    .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n\nRun PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.')
+    .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
+      + `${CHECK_USAGE}\n\n`
+      + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
+      + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
     .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
     .strictOptions()
@@ -23,6 +56,12 @@ async function main(): Promise<void> {
     .help()
     .fail((msg) => fail(`${msg}\nTry 'stx-elevate --help'.`, 2))
     .parseSync();
+  if (at !== undefined) {
+    const name = all[at];
+    const command = COMMANDS[name];
+    if (!command) fail(`${name} is not available yet; to run a program named ${name}, write stx-elevate -- ${name}`, 2);
+    process.exit(command(all.slice(at + 1)));
+  }
   const [program, ...args] = parsed._.map(String);
   if (!program) fail("no program given\nusage: stx-elevate [--socket PATH] PROGRAM [ARGS...]", 2);
   try {
