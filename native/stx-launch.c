@@ -9,7 +9,7 @@
  *              --loginuid N --nice N --affinity CPULIST --oom-score-adj N
  *              --ioprio N
  *              --control-fd N --cwd-fd N --exec-fd N --filter-fd N --netns-fd N
- *              [--cgroup-fd N]
+ *              [--cgroup-fd N|control]
  *              -- ARGV0 [ARG...]
  *
  * Every option takes one value and comes once, except --rlimit (once per
@@ -25,10 +25,16 @@
  * -1000..1000, --ioprio 0..65535 as ioprio_get(2) returns it (class, the top
  * 3 bits, at most 3). fds are >= 3, distinct and open; --control-fd is an
  * AF_UNIX SOCK_SEQPACKET socket; --cgroup-fd an O_DIRECTORY fd of the
- * session's cgroup (v2). The filter fd yields 1..4096 struct sock_filter
+ * session's cgroup (v2), or "control": the broker sends that fd on the
+ * control socket ("cgroup" + SCM_RIGHTS, 1 fd) once the cgroup exists
+ * (a systemd scope, which can only be made with a pid in it: ours), and
+ * the launcher waits for it at step 2, before it changes anything. The filter fd yields 1..4096 struct sock_filter
  * then EOF (the broker writes it and closes its end). At most 65536 argv and
  * 65536 env entries, 1 MiB of strings in all, argv[0] present.
  *
+ * Control datagram, broker -> launcher (only with --cgroup-fd control):
+ *   "cgroup" + SCM_RIGHTS (1 fd)    the session's cgroup; end of file or
+ *                                    anything else instead: error 2.
  * Control datagrams, launcher -> broker:
  *   "listener" + SCM_RIGHTS (1 fd)  the seccomp listener, before the exec;
  *   "error STEP: WHAT: WHY"          then exit status 127 (e.g. "error 11:
@@ -143,10 +149,12 @@ struct plan {
   cpu_set_t *cpus;     /* CPU_ALLOC(MAX_CPUS) */
   const char *affinity_text;
   int control_fd, cwd_fd, exec_fd, filter_fd, netns_fd;
-  int cgroup_fd;       /* -1: no --cgroup-fd */
+  int cgroup_fd;       /* -1: no --cgroup-fd; CGROUP_FROM_CONTROL: "control" */
   char **argv;  /* points into our own argv, NULL-terminated */
   char **envp;  /* NULL-terminated */
 };
+
+#define CGROUP_FROM_CONTROL (-2)
 
 static struct plan plan;
 static struct sock_filter insns[MAX_INSNS + 1];  /* one spare: detects "too many" */
@@ -410,7 +418,9 @@ static void parse(int argc, char **argv)
     case O_EXEC_FD: plan.exec_fd = fd_option(o, val); break;
     case O_FILTER_FD: plan.filter_fd = fd_option(o, val); break;
     case O_NETNS_FD: plan.netns_fd = fd_option(o, val); break;
-    case O_CGROUP_FD: plan.cgroup_fd = fd_option(o, val); break;
+    case O_CGROUP_FD:
+      plan.cgroup_fd = strcmp(val, "control") ? fd_option(o, val) : CGROUP_FROM_CONTROL;
+      break;
     }
   }
   for (int o = 0; o < N_OPTIONS; o++)
@@ -436,7 +446,7 @@ static void parse(int argc, char **argv)
   if (plan.exec_gid == plan.gid)
     fail(1, "--exec-gid: must differ from --gid (the exec must cross a gid change)");
   int fds[] = { plan.control_fd, plan.cwd_fd, plan.exec_fd, plan.filter_fd, plan.netns_fd, plan.cgroup_fd };
-  int n_fds = sizeof fds / sizeof fds[0] - (plan.cgroup_fd < 0);
+  int n_fds = sizeof fds / sizeof fds[0] - (plan.cgroup_fd < 0);  /* it is last */
   for (int a = 0; a < n_fds; a++)
     for (int b = a + 1; b < n_fds; b++)
       if (fds[a] == fds[b])
@@ -472,6 +482,34 @@ static void join_cgroup(int dirfd)
     die(2, "write(cgroup fd %d cgroup.procs, \"0\")", dirfd);
   if (close(fd) < 0 || close(dirfd) < 0)
     die(2, "close(cgroup fd %d)", dirfd);
+}
+
+/* Step 2, --cgroup-fd control: wait (blocking) for the broker's "cgroup" + 1 fd. */
+static int receive_cgroup_fd(int sock)
+{
+  char data[16];
+  union { struct cmsghdr align; char buf[CMSG_SPACE(sizeof(int))]; } control;
+  struct iovec iov = { .iov_base = data, .iov_len = sizeof data };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+  memset(&control, 0, sizeof control);
+  ssize_t n;
+  do
+    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    die(2, "recvmsg(control fd %d)", sock);
+  struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+  int fd = -1;
+  if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS
+      && cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
+    memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  if (n != 6 || memcmp(data, "cgroup", 6) || fd < 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    if (fd >= 0)
+      close(fd);
+    fail(2, "the broker sent no cgroup (%s)", n == 0 ? "end of file" : "unexpected message");
+  }
+  return fd;
 }
 
 /* A decimal value to /proc/self/NAME; ENOENT (no such file) is returned, not fatal. */
@@ -589,6 +627,8 @@ int main(int argc, char **argv)
    * a failure) can leave a process outside it: the broker kills the cgroup
    * when the session ends. Root: the move needs write access to the common
    * ancestor's cgroup.procs, here the broker's own cgroup. */
+  if (plan.cgroup_fd == CGROUP_FROM_CONTROL)
+    plan.cgroup_fd = receive_cgroup_fd(plan.control_fd);
   if (plan.cgroup_fd >= 0)
     join_cgroup(plan.cgroup_fd);
 

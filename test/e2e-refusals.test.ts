@@ -67,7 +67,7 @@ for (const bad of badRules) {
     const names = new RegExp(`${escapeRe(named)}(?!/)`)
     t.notOk(f.timedOut, 'the broker exits by itself')
     t.notOk(f.listened, 'the broker never listened')
-    t.equal(f.code, 1, `exit status 1; stderr: ${f.stderr}`)
+    t.equal(f.code, 78, `exit status 78 (EX_CONFIG); stderr: ${f.stderr}`)
     t.match(f.stderr, names, `stderr names ${named}`)
     const rec = await waitForAudit(f.audit, a => a.event === 'rules-rejected', 2000, 'rules-rejected record')
     t.equal(rec.dir, f.rulesDir)

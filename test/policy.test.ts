@@ -15,7 +15,7 @@ function rule(path: string, who: string, sections = '', file = `/etc/elevation.d
 }
 
 function ruleSet(...rules: ProgramRule[]): RuleSet {
-  return { dir: '/etc/elevation.d', files: rules.map(r => r.file), programs: new Map(rules.map(r => [r.path, r])) }
+  return { dir: '/etc/elevation.d', files: rules.map(r => r.file), programs: rules.reduce((m, r) => m.set(r.path, [...(m.get(r.path) ?? []), r]), new Map<string, ProgramRule[]>()) }
 }
 
 /** A client as identity.ts would report it; `name` undefined: no passwd entry. */
@@ -87,18 +87,18 @@ t.test('currentRule: the rule for the same path in the rules loaded now, if it s
   const launched = rule('/usr/bin/ping', 'users = alice', ICMP + ICMP6)
   const alice = client(1000, 'alice')
   const narrowed = rule('/usr/bin/ping', 'users = alice', ICMP, '/etc/elevation.d/moved.conf')
-  t.equal(currentRule(ruleSet(narrowed), launched, alice, false).rule, narrowed, 'narrowed, even moved to another file: it decides')
-  t.same(currentRule(ruleSet(rule('/usr/bin/other', 'users = *')), launched, alice, false),
+  t.equal(currentRule(ruleSet(narrowed), launched, ['ping'], alice, false).rule, narrowed, 'narrowed, even moved to another file: it decides')
+  t.same(currentRule(ruleSet(rule('/usr/bin/other', 'users = *')), launched, ['ping'], alice, false),
     { reason: 'no rule names /usr/bin/ping since the rules were reloaded' })
   const bobOnly = rule('/usr/bin/ping', 'users = bob', ICMP)
-  t.same(currentRule(ruleSet(bobOnly), launched, alice, false),
+  t.same(currentRule(ruleSet(bobOnly), launched, ['ping'], alice, false),
     { reason: `no rule lets alice run /usr/bin/ping since the rules were reloaded`, at: bobOnly.at })
-  t.same(currentRule(ruleSet(launched), launched, client(1002, undefined), false).reason,
+  t.same(currentRule(ruleSet(launched), launched, ['ping'], client(1002, undefined), false).reason,
     `no rule lets uid 1002 run /usr/bin/ping since the rules were reloaded`)
-  t.same(currentRule(ruleSet(launched), launched, alice, true),
+  t.same(currentRule(ruleSet(launched), launched, ['ping'], alice, true),
     { reason: `the rule ${launched.file} no longer serves sandboxed clients since the rules were reloaded`, at: launched.at })
   const sandboxOk = rule('/usr/bin/ping', 'users = alice\nsandboxed-clients = allow', ICMP)
-  t.equal(currentRule(ruleSet(sandboxOk), launched, alice, true).rule, sandboxOk)
+  t.equal(currentRule(ruleSet(sandboxOk), launched, ['ping'], alice, true).rule, sandboxOk)
 })
 
 t.test('protocol: list takes no key but v and type', async t => {
@@ -136,4 +136,27 @@ t.test('protocol: a programs answer is validated like every message', async t =>
     try { dec(m) } catch (e) { error = e }
     t.ok(error instanceof ProtocolError, `${what}: ${String(error)}`)
   }
+})
+
+t.test('full grammar: list shows args; a reload re-checks args and the sha256 pin', async t => {
+  const pin = 'a'.repeat(64), other = 'b'.repeat(64)
+  const web = rule('/usr/bin/python3', 'users = alice\nargs = -m http.server 80', '[bind.http]\nas = root\nfamily = inet\ntype = stream\nport = 80\n')
+  const none = rule('/usr/bin/true', 'users = alice\nargs = ""')
+  t.same(programsFor(ruleSet(web, none), client(1000, 'alice')).programs, [
+    { path: '/usr/bin/python3', args: '-m http.server 80', calls: ['bind inet stream port 80'] },
+    { path: '/usr/bin/true', args: '""', calls: [] },
+  ])
+  const alice = client(1000, 'alice')
+  t.equal(currentRule(ruleSet(web), web, ['python3', '-m', 'http.server', '80'], alice, false).rule, web, 'argv still matches')
+  t.same(currentRule(ruleSet(web), web, ['python3', '-m', 'http.server', '8080'], alice, false),
+    { reason: `the arguments do not match the rule ${web.file} (args = -m http.server 80) since the rules were reloaded`, at: web.at })
+  const pinned = rule('/usr/bin/ping', `users = alice\nsha256 = ${pin}`, ICMP)
+  const repinned = rule('/usr/bin/ping', `users = alice\nsha256 = ${other}`, ICMP)
+  const unpinned = rule('/usr/bin/ping', 'users = alice', ICMP)
+  t.equal(currentRule(ruleSet(pinned), pinned, ['ping'], alice, false).rule, pinned, 'the same pin')
+  t.equal(currentRule(ruleSet(unpinned), pinned, ['ping'], alice, false).rule, unpinned, 'a pin dropped')
+  t.same(currentRule(ruleSet(repinned), pinned, ['ping'], alice, false).reason,
+    `the rule ${repinned.file} pins another sha256 than the one the program was started under, since the rules were reloaded`)
+  t.same(currentRule(ruleSet(pinned), unpinned, ['ping'], alice, false).reason,
+    `the rule ${pinned.file} pins another sha256 than the one the program was started under, since the rules were reloaded`, 'a pin added')
 })

@@ -44,19 +44,20 @@ t.test('a clean directory loads, in name order, skipping other names', async (t)
   t.equal(rules.dir, dir);
   t.strictSame(rules.files, [`${dir}/a.conf`, `${dir}/ping.conf`]);
   t.strictSame([...rules.programs.keys()], ['/usr/bin/a', '/usr/bin/ping']);
-  t.equal(rules.programs.get('/usr/bin/ping')!.calls.length, 2);
-  t.equal(rules.programs.get('/usr/bin/ping')!.file, `${dir}/ping.conf`);
+  t.equal(rules.programs.get('/usr/bin/ping')![0].calls.length, 2);
+  t.equal(rules.programs.get('/usr/bin/ping')![0].file, `${dir}/ping.conf`);
 });
 
 t.test('warnings are passed on and do not refuse a file', async (t) => {
-  const web = rule('/usr/sbin/nginx') + '[bind.http]\nas = root\nfamily = inet\ntype = stream\nport = 80, 8080\n';
+  const web = rule('/usr/sbin/httpd-x') + '[bind.http]\nas = root\nfamily = inet\ntype = stream\nport = 80, 8080\n';
   const dir = rulesDir({ 'web.conf': web, 'ping.conf': PING });
   const { rules, errors, warnings } = loadRules(dir);
   t.strictSame(errors, []);
   t.strictSame(warnings.map(String), [
     `${dir}/web.conf:8: [bind.http] port: port 8080 needs no privilege while net.ipv4.ip_unprivileged_port_start is 1024 (the default); the broker lets such binds run with the user's own rights`,
+    `${dir}/web.conf:8: [bind.http] port: port 80 is below 1024 and users = * lets every user bind it: any user could serve there, where clients expect the system's service; name the users or groups that run the service`,
   ]);
-  t.strictSame([...rules.programs.keys()], ['/usr/bin/ping', '/usr/sbin/nginx']);
+  t.strictSame([...rules.programs.keys()], ['/usr/bin/ping', '/usr/sbin/httpd-x']);
 });
 
 t.test('an empty directory loads nothing, without error', async (t) => {
@@ -159,13 +160,33 @@ t.test('not a directory', async (t) => {
   refused(t, `${dir}/ping.conf`, [`${dir}/ping.conf: is not a directory`]);
 });
 
-t.test('two files for the same program', async (t) => {
-  const dir = rulesDir({ 'a.conf': PING, 'b.conf': '; again\n' + rule('/usr/bin/ping') });
-  const { rules, errors } = loadRules(dir);
-  t.strictSame(errors.map(String), [
-    `${dir}/b.conf:2: [program]: path /usr/bin/ping already has a rule in ${dir}/a.conf:14; keep one rule per program`,
+t.test('two files for the same program: only for disjoint users and groups', async (t) => {
+  const users = (u: string, g?: string) => `[program]\npath = /usr/bin/ping\nusers = ${u}\n${g ? `groups = ${g}\n` : ''}`;
+  const groups = (g: string) => `[program]\npath = /usr/bin/ping\ngroups = ${g}\n`;
+  let dir = rulesDir({ 'a.conf': PING, 'b.conf': '; again\n' + rule('/usr/bin/ping') });
+  t.strictSame(errors(dir), [
+    `${dir}/b.conf:4: [program] users: users = * gives every user a rule for /usr/bin/ping, which ${dir}/a.conf:14 also has; keep one file for it, or name users and groups in each`,
   ]);
-  t.strictSame(rules.files, [`${dir}/a.conf`]);
+  dir = rulesDir({ 'a.conf': PING, 'b.conf': groups('netdev') });
+  t.strictSame(errors(dir), [
+    `${dir}/b.conf:1: [program] users: ${dir}/a.conf:16 gives every user (users = *) a rule for /usr/bin/ping; keep one file for it, or name users and groups in each`,
+  ]);
+  dir = rulesDir({ 'a.conf': users('alice, bob'), 'b.conf': users('carol, bob') });
+  t.strictSame(errors(dir), [
+    `${dir}/b.conf:3: [program] users: bob also has a rule for /usr/bin/ping in ${dir}/a.conf:3; merge the two, or name each user in one file only`,
+  ]);
+  dir = rulesDir({ 'a.conf': users('alice', 'wheel, netdev'), 'b.conf': users('carol', 'netdev') });
+  t.strictSame(errors(dir), [
+    `${dir}/b.conf:4: [program] groups: group netdev also has a rule for /usr/bin/ping in ${dir}/a.conf:4; merge the two, or name each group in one file only`,
+  ]);
+  dir = rulesDir({ 'a.conf': users('alice'), 'b.conf': groups('wheel'), 'c.conf': groups('netdev') });
+  const loaded = loadRules(dir);
+  t.strictSame(loaded.errors, []);
+  t.strictSame(loaded.warnings.map(String), [
+    `${dir}/c.conf:3: [program] groups: ${dir}/b.conf:3 also gives groups a rule for /usr/bin/ping; a user in groups of both gets the rule of the file first in name order (${dir}/b.conf)`,
+  ]);
+  t.strictSame(loaded.rules.programs.get('/usr/bin/ping')!.map((p) => p.file), ['a', 'b', 'c'].map((n) => `${dir}/${n}.conf`));
+  t.strictSame(loaded.rules.files, ['a', 'b', 'c'].map((n) => `${dir}/${n}.conf`));
 });
 
 t.test('a file too large or not UTF-8', async (t) => {

@@ -8,9 +8,13 @@
  *    anyone but root (owner root, not writable by group or other): otherwise
  *    a user could swap the file between this check and the exec;
  *  - judge the open fds (fstat), never the paths, and hand back the fd of
- *    the file it judged: the launcher execs that very fd (execveat).
+ *    the file it judged: the launcher execs that very fd (execveat);
+ *  - hash (a rule's sha256 pin) that very fd too, never the path, and never
+ *    let a read of it outlive the fd: a late read on a reused fd number
+ *    would read someone else's file or socket.
  */
-import { fstatSync, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { fstatSync, read, type Stats } from 'node:fs';
 import { AT_FDCWD, O_NOFOLLOW, O_PATH, O_RDONLY, SysError, closeQuietly, openat } from '../shared/native/libc.js';
 
 export class BinaryError extends Error {}
@@ -50,6 +54,7 @@ function openChecked(dirfd: number, name: string, flags: number, where: string):
     return openat(dirfd, name, flags | O_NOFOLLOW, where);
   } catch (e) {
     if (e instanceof SysError && e.code === 'ELOOP') throw new BinaryError(`${where} is a symlink; rules must name the real path`);
+    if (e instanceof SysError && e.code === 'ENOENT') throw new BinaryError(`${where} does not exist`);
     if (e instanceof SysError) throw new BinaryError(`cannot open ${where}: ${e.message}`);
     throw e;
   }
@@ -85,4 +90,54 @@ export function openVerifiedBinary(path: string): OpenBinary {
   } finally {
     closeQuietly(dirfd);
   }
+}
+
+/**
+ * Bytes hashed per turn of the event loop. Hashing runs on the loop (one
+ * update of this size is well under a millisecond at SHA-256 speeds), the
+ * reads run on libuv's thread pool: a 100 MB binary costs the loop a few
+ * hundred short turns, never one long stall.
+ */
+const HASH_CHUNK = 256 * 1024;
+
+/**
+ * The sha256 (lowercase hex) of the open binary `fd`, read from offset 0
+ * with pread, so the fd's own offset does not move (execveat ignores it
+ * anyway).
+ *
+ * Why not read it synchronously: the file is root-owned, so no user can
+ * make its reads slow on purpose, but a large binary (a language runtime
+ * is 100 MB) would hold the loop, and every other user's trapped calls,
+ * for a fraction of a second per launch; a binary on a hung network file
+ * system would hold it for good. So the reads go to the thread pool, one
+ * at a time, and `deadlineMs` bounds the whole.
+ *
+ * Resolves with the digest: the caller keeps `fd`. Rejects (BinaryError)
+ * on a read error or past the deadline: then this function owns `fd` and
+ * closes it once no read of it is in flight, never before.
+ */
+export function sha256OfBinary(fd: number, deadlineMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(HASH_CHUNK);
+    let offset = 0;
+    let overdue = false;
+    const timer = setTimeout(() => {
+      overdue = true;
+      reject(new BinaryError(`reading it to check its sha256 took longer than ${deadlineMs / 1000} s`));
+    }, deadlineMs);
+    const next = (): void => read(fd, buf, 0, HASH_CHUNK, offset, (err, n) => {
+      if (overdue) return closeQuietly(fd); // the rejection went out at the deadline
+      if (err || n === 0) clearTimeout(timer);
+      if (err) {
+        closeQuietly(fd);
+        return reject(new BinaryError(`cannot read it to check its sha256: ${err.message}`));
+      }
+      if (n === 0) return resolve(hash.digest('hex'));
+      hash.update(buf.subarray(0, n));
+      offset += n;
+      next();
+    });
+    next();
+  });
 }

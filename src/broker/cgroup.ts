@@ -6,8 +6,8 @@
  * Where sessions go:
  *  - cgroup v2 mounted (alone or beside v1 controllers): a subtree of the
  *    broker's own cgroup, <mount><own cgroup>/stx-elevated.<pid>/session-<id>;
- *  - systemd hosts: the same for now (see openSessionCgroups: a transient
- *    scope in the user's slice belongs there);
+ *  - systemd hosts (systemd is PID 1 and the system bus is there): a
+ *    transient scope per session in the user's slice (systemd.ts);
  *  - no cgroup v2 at all: the broker refuses to start unless --no-cgroups
  *    (then there is no SessionCgroups object at all).
  *
@@ -23,6 +23,7 @@
  */
 import { mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, writeFileSync, existsSync, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
+import { SYSTEM_BUS_SOCKET, SystemdScopes } from './systemd.js';
 
 export class CgroupError extends Error {}
 
@@ -30,6 +31,13 @@ export class CgroupError extends Error {}
 export interface SessionCgroup {
   /** As /proc/PID/cgroup shows it ("0::" + name). */
   readonly name: string;
+  /**
+   * Only where the cgroup can only be made with a process in it (a systemd
+   * scope): put the launcher `pid` (started with --cgroup-fd control,
+   * waiting) in it; openDir() works once this resolved. Rejects with a
+   * CgroupError.
+   */
+  place?(pid: number): Promise<void>;
   /** An O_DIRECTORY fd of it (close-on-exec), for the launcher's --cgroup-fd; the caller closes it. */
   openDir(): number;
   /** Kill everything in it (cgroup.kill). Returns the pids that were in it just before ([]: it was empty, nothing was written). */
@@ -290,15 +298,8 @@ export function openSessionCgroups(log: Log): SessionCgroups {
   const cg = findCgroup2(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
   if (!cg) throw new CgroupError('no cgroup v2 hierarchy is mounted (or it does not show the broker\'s own cgroup)');
   if (systemdRuns()) {
-    // The place for a SystemdScopes implementation of SessionCgroups: a
-    // transient scope per session in user-UID.slice (StartTransientUnit
-    // over D-Bus, as `systemd-run --scope --slice=user-UID.slice` does), so
-    // that the user's memory, task and firewall limits hold and logout
-    // kills it. Not done yet: sessions go under the broker's own cgroup as
-    // below, so the user slice's limits do not apply to them. (The unit
-    // must then say Delegate=yes, since the broker makes cgroups below its
-    // own.)
-    log('systemd runs here, but sessions do not go to the user\'s slice yet: they go under the broker\'s own cgroup');
+    if (existsSync(SYSTEM_BUS_SOCKET)) return new SystemdScopes(cg, log);
+    log(`systemd runs here, but there is no system bus (${SYSTEM_BUS_SOCKET}): sessions go under the broker's own cgroup, outside the users' slices`);
   }
   try {
     return BrokerSubtree.open(cg, log);

@@ -26,8 +26,10 @@ export interface LaunchPlan {
   stdio: [number, number, number];
   cwdFd: number;
   netnsFd: number;          // the client's network namespace
-  /** The session's cgroup (an O_DIRECTORY fd); -1: none (--no-cgroups). */
+  /** The session's cgroup (an O_DIRECTORY fd); -1: none (--no-cgroups), or sent later (cgroupFromControl). */
   cgroupFd: number;
+  /** The launcher waits for its cgroup on the control socket ("cgroup" + 1 fd): a systemd scope made with its pid. */
+  cgroupFromControl?: boolean;
   loginuid: number;         // the client's audit login uid (4294967295: unset)
   nice: number;
   ioprio: number;
@@ -64,7 +66,8 @@ export function launcherArgs(plan: LaunchPlan): string[] {
     '--oom-score-adj', String(plan.oomScoreAdj),
     '--ioprio', String(plan.ioprio),
   );
-  if (plan.cgroupFd >= 0) args.push('--cgroup-fd', String(CHILD_FD.cgroup));
+  if (plan.cgroupFromControl) args.push('--cgroup-fd', 'control');
+  else if (plan.cgroupFd >= 0) args.push('--cgroup-fd', String(CHILD_FD.cgroup));
   args.push(
     '--control-fd', String(CHILD_FD.control),
     '--cwd-fd', String(CHILD_FD.cwd),
@@ -87,7 +90,7 @@ export function startLauncher(plan: LaunchPlan): Launched {
     const child = spawn(LAUNCHER, launcherArgs(plan), {
       stdio: [
         ...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd,
-        ...(plan.cgroupFd >= 0 ? [plan.cgroupFd] : []),
+        ...(plan.cgroupFd >= 0 && !plan.cgroupFromControl ? [plan.cgroupFd] : []),
       ],
       env: {},
       argv0: 'stx-launch',

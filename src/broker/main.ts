@@ -19,9 +19,23 @@ import { Server } from './server.js';
 
 const log = pino({ base: null, name: 'stx-elevated' }, pino.destination({ dest: 2, sync: true }));
 
-function die(message: string): never {
+function die(message: string, status = 1): never {
   process.stderr.write(`stx-elevated: ${message}\n`);
-  process.exit(1);
+  process.exit(status);
+}
+
+/** sysexits.h EX_CONFIG: invalid rules, at start and for --check. */
+const EX_CONFIG = 78;
+
+/** --check: validate the rules as the broker would load them, start nothing, record nothing. */
+function checkOnly(dir: string): never {
+  const { rules, errors, warnings } = loadRules(dir);
+  for (const w of warnings) process.stderr.write(`stx-elevated: warning: ${w}\n`);
+  for (const e of errors) process.stderr.write(`stx-elevated: ${e}\n`);
+  if (errors.length > 0) die(`the rules in ${dir} are invalid`, EX_CONFIG);
+  const n = rules.files.length;
+  process.stdout.write(`stx-elevated: the rules in ${dir} are valid (${n} file${n === 1 ? '' : 's'})\n`);
+  process.exit(0);
 }
 
 function load(dir: string, audit: Audit): RuleSet | undefined {
@@ -116,19 +130,21 @@ function main(): void {
     .option('idle-timeout', { type: 'number', default: DEFAULT_LIMITS.idleMs / 1000, describe: 'seconds a connection may stay without a request' })
     .option('refusal-limit', { type: 'number', default: DEFAULT_LIMITS.refusalLimit, describe: 'refused calls after which a session is killed' })
     .option('read-timeout', { type: 'number', default: DEFAULT_LIMITS.readDeadlineMs / 1000, describe: 'seconds a read of a program\'s memory may run before its session is killed' })
+    .option('check', { type: 'boolean', default: false, describe: 'validate the rules and exit: 0 valid, 78 invalid (starts nothing)' })
     .strict()
     .version(false)
     .help()
     .fail((msg) => usage(msg))
     .parseSync();
   const limits = limitsFrom(argv);
+  if (argv.check) checkOnly(argv.rules);
 
   if (process.getuid?.() !== 0) die('must run as root');
   const audit = openAudit(argv.audit);
   const execGid = getgrnamGid(argv['exec-group']);
   if (execGid === undefined) die(`group ${argv['exec-group']} does not exist; create it with: groupadd --system ${argv['exec-group']}`);
   checkLauncher();
-  let rules = load(argv.rules, audit) ?? die(`refusing to start: the rules in ${argv.rules} are invalid`);
+  let rules = load(argv.rules, audit) ?? die(`refusing to start: the rules in ${argv.rules} are invalid`, EX_CONFIG);
   const cgroups = argv.cgroups ? sessionCgroups() : undefined;
   let server: Server;
   try {

@@ -18,25 +18,20 @@ import {
   type ListedProgram, type Programs,
 } from '../shared/protocol.js';
 import type { ClientIdentity } from './identity.js';
-import type { BindRule, CallRule, Location, ProgramRule, Range, RuleSet, SetsockoptRule, SocketRule } from './rules/model.js';
-import { mayRun, socketProtocolArg } from './rules/match.js';
-import { domainName, protocolName, typeName } from './rules/names.js';
-
-/** Every rule for the binary at path, in the rule set's order. */
-function rulesNaming(rules: RuleSet, path: string): ProgramRule[] {
-  const found: ProgramRule | ProgramRule[] | undefined = rules.programs.get(path);
-  return found === undefined ? [] : Array.isArray(found) ? found : [found];
-}
+import type { CallRule, Location, ProgramRule, RuleSet } from './rules/model.js';
+import { describeCall as describeRuleCall } from './rules/describe.js';
+import { matchArgs, programRules, ruleFor } from './rules/match.js';
 
 /**
  * The rule that serves this client for the binary at path, as `run`
- * decides it: the client's user has a passwd entry and the rule names it
- * (by user, `*` or group). undefined: run would refuse.
+ * decides it (match.ts ruleFor): the client's user has a passwd entry and
+ * a rule names it (by user or `*`, else by group). undefined: run would
+ * refuse. Whether argv matches the rule's args is run's next question.
  */
 export function ruleServing(rules: RuleSet, path: string, client: ClientIdentity): ProgramRule | undefined {
   const user = client.passwd?.name;
   if (user === undefined) return undefined;
-  return rulesNaming(rules, path).find((r) => mayRun(r, { uid: client.uid, user, gids: client.gids }, getgrnamGid));
+  return ruleFor(rules, path, { uid: client.uid, user, gids: client.gids }, getgrnamGid);
 }
 
 // ---- list ----------------------------------------------------------------------------
@@ -70,42 +65,16 @@ export function programsFor(rules: RuleSet, client: ClientIdentity): Programs {
   return answer;
 }
 
-/** The rule's argument pattern as written; null: any arguments (the grammar has no pattern yet). */
-function argsText(_rule: ProgramRule): string | null {
-  return null;
+/** The rule's argument pattern as written (`""`: none); null: any arguments. */
+function argsText(rule: ProgramRule): string | null {
+  return rule.args ? shorten(rule.args.text) : null;
 }
 
 const shorten = (text: string): string => (text.length <= MAX_CALL_TEXT ? text : `${text.slice(0, MAX_CALL_TEXT - 1)}…`);
 
-const ranges = (rs: Range[]): string => rs.map((r) => (r.from === r.to ? String(r.from) : `${r.from}-${r.to}`)).join(',');
-
-/**
- * One line per call, in the rule's words and in the form `stx-elevate
- * check` prints them: `socket inet raw icmp`, `bind inet/inet6 stream port
- * 80,443`, `setsockopt SO_MARK 1-10`.
- */
+/** One line per call, as `stx-elevate check` words them (rules/describe.ts), within the protocol's bound. */
 export function describeCall(c: CallRule): string {
-  const text = c.kind === 'socket' ? describeSocket(c) : c.kind === 'bind' ? describeBind(c) : describeSetsockopt(c);
-  return shorten(text);
-}
-
-function describeSocket(c: SocketRule): string {
-  const protocol = protocolName(c.domain, socketProtocolArg(c)) ?? String(c.protocol);
-  const words = ['socket', domainName(c.domain) ?? String(c.domain), typeName(c.type) ?? String(c.type), protocol];
-  if (c.headerIncluded) words.push('header-included');
-  return words.join(' ');
-}
-
-function describeBind(c: BindRule): string {
-  const words = ['bind', c.families.map((f) => domainName(f) ?? String(f)).join('/'), c.types.map((t) => typeName(t) ?? String(t)).join('/'),
-    `port ${ranges(c.ports)}`];
-  if (c.addresses) words.push(`address ${c.addresses.join(',')}`);
-  if (c.reusePort) words.push('reuseport');
-  return words.join(' ');
-}
-
-function describeSetsockopt(c: SetsockoptRule): string {
-  return `setsockopt ${c.optionName} ${c.interfaces ? c.interfaces.join(',') : ranges(c.values ?? [])}`;
+  return shorten(describeRuleCall(c));
 }
 
 // ---- reload --------------------------------------------------------------------------
@@ -116,19 +85,26 @@ export type CurrentRule = { rule: ProgramRule; reason?: undefined; at?: undefine
 
 /**
  * Whether the rules loaded now still let this client run the program it
- * runs (launched under `launched`): a rule for the same path that serves
- * the client as `run` would decide, and serves a sandboxed client if it is
- * one. The rule may have moved to another file; it decides from now on.
+ * runs (launched under `launched` with `argv`): a rule for the same path
+ * that serves the client as `run` would decide, whose args match argv,
+ * whose sha256 pin (if any) is the one it was started under, and that
+ * serves a sandboxed client if it is one. The rule may have moved to another file; it decides from now on.
  * A refusal names the rule when there is exactly one for the path.
  */
-export function currentRule(rules: RuleSet, launched: ProgramRule, client: ClientIdentity, sandboxed: boolean): CurrentRule {
+export function currentRule(rules: RuleSet, launched: ProgramRule, argv: readonly string[], client: ClientIdentity, sandboxed: boolean): CurrentRule {
   const path = launched.path;
-  const candidates = rulesNaming(rules, path);
+  const candidates = programRules(rules, path);
   if (candidates.length === 0) return { reason: `no rule names ${path} since the rules were reloaded` };
   const rule = ruleServing(rules, path, client);
   if (!rule) {
     const name = client.passwd?.name ?? `uid ${client.uid}`;
     return { reason: `no rule lets ${name} run ${path} since the rules were reloaded`, at: candidates.length === 1 ? candidates[0].at : undefined };
+  }
+  if (!matchArgs(rule, argv.slice(1))) {
+    return { reason: `the arguments do not match the rule ${rule.file} (args = ${rule.args!.text}) since the rules were reloaded`, at: rule.at };
+  }
+  if (rule.sha256 !== undefined && rule.sha256 !== launched.sha256) {
+    return { reason: `the rule ${rule.file} pins another sha256 than the one the program was started under, since the rules were reloaded`, at: rule.at };
   }
   if (sandboxed && !rule.sandboxedClients) {
     return { reason: `the rule ${rule.file} no longer serves sandboxed clients since the rules were reloaded`, at: rule.at };

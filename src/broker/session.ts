@@ -23,8 +23,8 @@
 import { constants as osConstants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import {
-  MSG_NOSIGNAL, POLLIN, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal, pollNow,
-  recvmsg, sendmsg,
+  type Passwd, MSG_NOSIGNAL, POLLIN, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal,
+  pollNow, recvmsg, sendmsg, shutdown,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
@@ -32,7 +32,7 @@ import {
   type BrokerMessage, type RunRequest, type SignalRequest,
 } from '../shared/protocol.js';
 import type { Audit, AuditEvent } from './audit.js';
-import { BinaryError, openVerifiedBinary } from './binary.js';
+import { BinaryError, type OpenBinary, openVerifiedBinary, sha256OfBinary } from './binary.js';
 import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 import { programEnvironment } from './environment.js';
 import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
@@ -40,14 +40,13 @@ import { startLauncher } from './launch.js';
 import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
-import { findProgram, mayRun } from './rules/match.js';
+import { matchArgs, ruleFor } from './rules/match.js';
 import { buildFilter } from './seccomp/filter.js';
 import type { MemoryReader } from './seccomp/memread.js';
 import { Supervisor } from './seccomp/supervisor.js';
 import type { Limits, UserQuota } from './quota.js';
 import { RefusalLimiter, type RefusalFields } from './refusals.js';
 import { currentRule, programsFor, type CurrentRule } from './policy.js';
-import { SHUT_RD, shutdown } from '../shared/native/libc.js';
 
 /** What every session shares: the broker's state, never the client's. */
 export interface BrokerContext {
@@ -66,6 +65,8 @@ export interface BrokerContext {
 }
 
 const HANGUP_GRACE_MS = 2000;
+/** How long reading a pinned binary to hash it may take (binary.ts sha256OfBinary says why there is one). */
+const PIN_DEADLINE_MS = 30_000;
 const SCM_MAX_FD = 253;
 /** Datagrams read off a connection after its last answer at most (the kernel queues few more). */
 const DRAIN_MAX = 1024;
@@ -204,23 +205,79 @@ export class Session {
 
   /** `run`: decide, verify, launch. Returns true: the fds are dealt with here. */
   run(req: RunRequest, fds: number[]): boolean {
-    const [stdin, stdout, stderr, cwd] = fds;
     const user = this.client.passwd;
-    const rule = findProgram(this.ctx.rules(), req.path);
+    const rule = user && ruleFor(this.ctx.rules(), req.path, { uid: this.client.uid, user: user.name, gids: this.client.gids }, getgrnamGid);
     const name = user?.name ?? `uid ${this.client.uid}`;
-    if (!user || !rule || !mayRun(rule, { uid: this.client.uid, user: user.name, gids: this.client.gids }, getgrnamGid)) {
+    if (!user || !rule) {
       return this.refuseRun(req.path, `no rule lets ${name} run ${req.path}`, fds);
     }
     this.rule = rule;
+    if (!matchArgs(rule, req.argv.slice(1))) {
+      return this.refuseRun(req.path, `the broker refused to run ${req.path}: the arguments do not match the rule ${rule.file} `
+        + `(args = ${rule.args!.text})`, fds);
+    }
     let cwdType: number;
     try {
-      cwdType = fileTypeCached(cwd);
+      cwdType = fileTypeCached(fds[3]);
     } catch (e) {
       if (!(e instanceof SysError)) throw e;
       throw new ProtocolError(`cannot inspect the cwd fd: ${e.message}`);
     }
     if (cwdType !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
-    let binaryFd = -1, netnsFd = -1, cgroupFd = -1;
+    if (rule.sha256) return this.launchPinned(req, fds, rule, user);
+    return this.launch(req, fds, rule, user);
+  }
+
+  /**
+   * A rule with a sha256 pin: open the binary, hash that very fd off the
+   * loop (binary.ts), and launch it only if the digest matches. The
+   * session is `launching` meanwhile: no second run, and a signal has no
+   * program to reach yet.
+   */
+  private launchPinned(req: RunRequest, fds: number[], rule: ProgramRule, user: Passwd): boolean {
+    this.phase = 'launching';
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    let binary: OpenBinary;
+    try {
+      binary = openVerifiedBinary(rule.path);
+    } catch (e) {
+      if (!(e instanceof BinaryError)) throw e;
+      return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
+    }
+    sha256OfBinary(binary.fd, PIN_DEADLINE_MS).then((digest) => {
+      if (this.clientGone) {
+        closeQuietly(binary.fd);
+        this.closeClientFds(fds);
+      } else if (digest !== rule.sha256) {
+        closeQuietly(binary.fd);
+        this.refuseRun(req.path, `the broker refused to run ${req.path}: its content does not match the sha256 pin in ${rule.file} `
+          + `(it hashes to ${digest})`, fds);
+      } else {
+        this.afterPin(() => this.launch(req, fds, rule, user, binary), fds);
+      }
+    }, (e: Error) => {
+      // sha256OfBinary closed the fd
+      if (this.clientGone) this.closeClientFds(fds);
+      else this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
+    });
+    return true;
+  }
+
+  /** What onClientReadable does for a request that throws, for the launch that follows a pin check. */
+  private afterPin(launch: () => boolean, fds: number[]): void {
+    try {
+      launch();
+    } catch (e) {
+      this.closeClientFds(fds);
+      if (!(e instanceof ProtocolError)) this.ctx.log(`session ${this.id}: ${(e as Error).stack}`);
+      this.reject(e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`);
+    }
+  }
+
+  /** Verify (unless a pin check already opened the binary) and launch. */
+  private launch(req: RunRequest, fds: number[], rule: ProgramRule, user: Passwd, opened?: OpenBinary): boolean {
+    const [stdin, stdout, stderr, cwd] = fds;
+    let binaryFd = opened?.fd ?? -1, netnsFd = -1, cgroupFd = -1;
     try {
       const sandbox = clientSandbox(this.client);
       if (sandbox.reasons.length > 0 && !rule.sandboxedClients) {
@@ -230,22 +287,24 @@ export class Session {
       this.sandbox = sandbox.reasons;
       const context = clientContext(this.client);
       netnsFd = context.netnsFd;
-      const binary = openVerifiedBinary(rule.path);
+      const binary = opened ?? openVerifiedBinary(rule.path);
       binaryFd = binary.fd;
       this.binary = { dev: binary.dev, ino: binary.ino };
       if (this.ctx.cgroups) {
         this.cgroup = this.ctx.cgroups.create(this.id, this.client.uid);
-        cgroupFd = this.cgroup.openDir();
+        if (!this.cgroup.place) cgroupFd = this.cgroup.openDir();
       }
       const launched = startLauncher({
         uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
-        env: programEnvironment(req.env, user), argv: req.argv,
+        env: programEnvironment(req.env, user, rule.keepEnv), argv: req.argv,
         stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule), cgroupFd,
+        cgroupFromControl: this.cgroup?.place !== undefined,
         loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
         oomScoreAdj: context.oomScoreAdj,
       });
       this.started(launched.child, launched.control, req);
+      if (this.cgroup?.place) this.placeInCgroup(this.cgroup);
     } catch (e) {
       if (e instanceof BinaryError || e instanceof IdentityError || e instanceof CgroupError) {
         return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
@@ -368,6 +427,27 @@ export class Session {
     }
   }
 
+  /**
+   * A cgroup made with the launcher in it (a systemd scope): once it is
+   * there, send its directory to the launcher, which waits for it before it
+   * changes anything. Failure: the launcher is killed and the client told.
+   */
+  private placeInCgroup(cgroup: SessionCgroup): void {
+    cgroup.place!(this.child!.pid!).then(() => {
+      if (this.killed || !this.control) return;
+      const fd = cgroup.openDir();
+      try {
+        sendmsg(this.control.fd, Buffer.from('cgroup'), [fd]);
+      } finally {
+        closeQuietly(fd);
+      }
+    }).catch((e: unknown) => {
+      if (this.killed) return;
+      this.launchError = `the session's cgroup: ${(e as Error).message}`;
+      this.signalProgram(osConstants.signals.SIGKILL);
+    });
+  }
+
   /** The launcher's datagrams: the listener fd, or why it failed; end of file once it exec'd. */
   private onControl(): void {
     const control = this.control;
@@ -431,7 +511,7 @@ export class Session {
   /** Looked up again only when the rules were reloaded (a new RuleSet): its group lookups are NSS calls. */
   private currentRule(launched: ProgramRule): CurrentRule {
     const rules = this.ctx.rules();
-    if (this.current?.rules !== rules) this.current = { rules, state: currentRule(rules, launched, this.client, this.sandbox.length > 0) };
+    if (this.current?.rules !== rules) this.current = { rules, state: currentRule(rules, launched, this.argv, this.client, this.sandbox.length > 0) };
     return this.current.state;
   }
 

@@ -10,6 +10,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
+import { CHECK_USAGE, checkCommand } from './commands/check.js';
 import { LIST_USAGE, listCommand } from './commands/list.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 
@@ -24,7 +25,7 @@ function fail(message: string, status: number): never {
  * failures, and gives the exit status.
  */
 const COMMANDS: Record<string, ((argv: string[], global: { socket: string }) => number | Promise<number>) | undefined> = {
-  check: undefined,
+  check: checkCommand,
   list: listCommand,
   learn: undefined,
   watch: undefined,
@@ -50,6 +51,7 @@ async function main(): Promise<void> {
   const parsed = yargs(at === undefined ? all : all.slice(0, at))
     .scriptName('stx-elevate')
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
+      + `${CHECK_USAGE}\n`
       + `${LIST_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)

@@ -18,6 +18,8 @@ export interface RunOptions {
   timeoutMs?: number
   /** written to stdin, then stdin is closed (default: closed at once) */
   input?: string
+  /** a root command that setpriv runs under, e.g. ['nsenter', '-t', PID, '-a'] (default: none) */
+  via?: string[]
 }
 
 export interface RunResult {
@@ -60,8 +62,9 @@ export interface RunningAs {
 
 /** Start argv as the user, in its own process group, stdio piped. */
 export function spawnAs(user: TestUser, argv: string[], opts: RunOptions = {}): RunningAs {
-  // env -i runs as root, then setpriv execs argv as the user: the pid is argv's
-  const full = cleanArgv(asUser(user, argv), userEnv(user, opts.env))
+  // env -i runs as root, then setpriv execs argv as the user: the pid is
+  // argv's (without `via`; nsenter, for one, forks)
+  const full = cleanArgv([...(opts.via ?? []), ...asUser(user, argv)], userEnv(user, opts.env))
   const child = spawn(full[0], full.slice(1), {
     cwd: opts.cwd ?? '/', stdio: ['pipe', 'pipe', 'pipe'], detached: true,
   })

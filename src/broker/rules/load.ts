@@ -12,7 +12,7 @@
  *   is what is read;
  * - every problem is reported; the caller refuses the whole set on any.
  */
-import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, realpathSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, realpathSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { RuleError, type ProgramRule, type RuleSet } from './model.js';
 import { parseRuleFile } from './parse.js';
@@ -51,6 +51,16 @@ function openError(where: string, e: unknown, code: string | undefined, isFile: 
   if (code === 'ENOTDIR') return fail(where, 'is not a directory');
   // Node's message names the /proc path, not the admin's: give the code alone
   return fail(where, `cannot be opened (${code ?? String(e)})`);
+}
+
+/** For messages only. */
+function exists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function realHint(where: string): string {
@@ -191,19 +201,46 @@ function readText(fd: number, where: string, errors: RuleError[]): string | unde
   }
 }
 
-/** One program per binary: a second file for the same path is an error naming both. */
-function addProgram(program: ProgramRule, rules: RuleSet, errors: RuleError[]): void {
-  const first = rules.programs.get(program.path);
-  if (!first) {
-    rules.programs.set(program.path, program);
-    rules.files.push(program.file);
-    return;
+/** What keeps two rules for one binary apart, or the key and message saying they are not. */
+function conflict(first: ProgramRule, second: ProgramRule): [key: string, message: string] | undefined {
+  const where = (key: string): string => `${first.file}:${first.keyLines?.[key] ?? first.at.line}`;
+  const choose = 'keep one file for it, or name users and groups in each';
+  if (second.users === '*') {
+    return ['users', `users = * gives every user a rule for ${second.path}, which ${first.file}:${first.at.line} also has; ${choose}`];
   }
-  errors.push(new RuleError(program.file, program.at.line, program.at.section, undefined,
-    `path ${program.path} already has a rule in ${first.file}:${first.at.line}; keep one rule per program`));
+  if (first.users === '*') return ['users', `${where('users')} gives every user (users = *) a rule for ${second.path}; ${choose}`];
+  const user = second.users.find((u) => (first.users as string[]).includes(u));
+  if (user) return ['users', `${user} also has a rule for ${second.path} in ${where('users')}; merge the two, or name each user in one file only`];
+  const group = second.groups.find((g) => first.groups.includes(g));
+  if (group) return ['groups', `group ${group} also has a rule for ${second.path} in ${where('groups')}; merge the two, or name each group in one file only`];
+  return undefined;
 }
 
-interface Found { errors: RuleError[]; warnings: RuleError[] }
+/**
+ * Several files may name one binary, each a complete rule for its own
+ * users and groups: a user or group named in two of them, or users = * in
+ * one of several, is an error naming both files. A client in groups of two
+ * of them gets the first in file name order (match.ts ruleFor): a warning.
+ */
+export function addProgram(program: ProgramRule, rules: RuleSet, found: Found): void {
+  const others = rules.programs.get(program.path) ?? [];
+  for (const first of others) {
+    const c = conflict(first, program);
+    if (!c) continue;
+    const [key, message] = c;
+    found.errors.push(new RuleError(program.file, program.keyLines?.[key] ?? program.at.line, program.at.section, key, message));
+    return;
+  }
+  const grouped = others.find((o) => o.groups.length > 0);
+  if (grouped && program.groups.length > 0) {
+    found.warnings.push(new RuleError(program.file, program.keyLines?.groups ?? program.at.line, program.at.section, 'groups',
+      `${grouped.file}:${grouped.keyLines?.groups ?? grouped.at.line} also gives groups a rule for ${program.path}; a user in groups of both gets the rule of the file first in name order (${grouped.file})`));
+  }
+  rules.programs.set(program.path, [...others, program]);
+  rules.files.push(program.file);
+}
+
+export interface Found { errors: RuleError[]; warnings: RuleError[] }
 
 function loadFile(dirFd: number, name: string, where: string, rules: RuleSet, found: Found): void {
   const text = readRuleFile(dirFd, name, where, found.errors);
@@ -211,7 +248,7 @@ function loadFile(dirFd: number, name: string, where: string, rules: RuleSet, fo
   const { program, errors, warnings } = parseRuleFile(where, text);
   found.errors.push(...errors);
   found.warnings.push(...warnings);
-  if (program) addProgram(program, rules, found.errors);
+  if (program) addProgram(program, rules, found);
 }
 
 /**
@@ -232,4 +269,30 @@ export function loadRules(dir: string): { rules: RuleSet; errors: RuleError[]; w
     closeSync(fd);
   }
   return { rules, ...found };
+}
+
+/**
+ * One rule file anywhere (stx-elevate check FILE): read from its fd with
+ * the same checks as in a rules directory (regular file, owned by root, not
+ * writable by group or other), and parsed. Its directory is not judged:
+ * the file is checked as it would be once installed.
+ */
+export function loadRuleFile(path: string): { program?: ProgramRule; errors: RuleError[]; warnings: RuleError[] } {
+  const abs = posix.resolve(path);
+  const found: Found = { errors: [], warnings: [] };
+  let dirFd: number;
+  try {
+    dirFd = openSync(posix.dirname(abs), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return { errors: [fail(abs, code === 'ENOENT' ? 'does not exist' : `cannot be opened (${code ?? String(e)})`)], warnings: [] };
+  }
+  try {
+    if (!exists(abs)) return { errors: [fail(abs, 'does not exist')], warnings: [] };
+    const text = readRuleFile(dirFd, posix.basename(abs), abs, found.errors);
+    if (text === undefined) return found;
+    return parseRuleFile(abs, text);
+  } finally {
+    closeSync(dirFd);
+  }
 }

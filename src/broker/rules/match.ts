@@ -7,6 +7,9 @@
  *   unless a rule says yes;
  * - identity is what the kernel reported (uid, gids) plus the passwd name
  *   of that uid; a uid without a passwd entry never matches users = *;
+ * - of several rules for one binary, one serves a client, decided by the
+ *   rules alone (a rule naming the user, else the first naming a group);
+ * - a rule's args match argv[1..] word for word, exactly, or not at all;
  * - socket arguments match exactly, as the seccomp filter compares them;
  * - a bind matches on family, type, port and (when the rule lists any) the
  *   address as canonical text, so the wildcard 0.0.0.0 or :: matches only
@@ -29,11 +32,24 @@ export interface Client {
 }
 
 /**
- * The rule for a binary, by the canonical path the broker resolved (the
- * caller resolves symlinks first: rules name real paths).
+ * The rules for a binary, by the canonical path the broker resolved (the
+ * caller resolves symlinks first: rules name real paths), in file name
+ * order.
  */
-export function findProgram(rules: RuleSet, path: string): ProgramRule | undefined {
-  return rules.programs.get(path);
+export function programRules(rules: RuleSet, path: string): ProgramRule[] {
+  return rules.programs.get(path) ?? [];
+}
+
+function namesUser(rule: ProgramRule, client: Client): boolean {
+  if (client.user === undefined) return false;
+  return rule.users === '*' || rule.users.includes(client.user);
+}
+
+function namesGroupOf(rule: ProgramRule, client: Client, groupGid: (name: string) => number | undefined): boolean {
+  return rule.groups.some((group) => {
+    const gid = groupGid(group);
+    return gid !== undefined && client.gids.includes(gid);
+  });
 }
 
 /**
@@ -42,15 +58,32 @@ export function findProgram(rules: RuleSet, path: string): ProgramRule | undefin
  * a listed group. groupGid looks a group name up; undefined: no such group.
  */
 export function mayRun(rule: ProgramRule, client: Client, groupGid: (name: string) => number | undefined): boolean {
-  if (client.user !== undefined) {
-    if (rule.users === '*') return true;
-    if (rule.users.includes(client.user)) return true;
-  }
-  for (const group of rule.groups) {
-    const gid = groupGid(group);
-    if (gid !== undefined && client.gids.includes(gid)) return true;
-  }
-  return false;
+  return namesUser(rule, client) || namesGroupOf(rule, client, groupGid);
+}
+
+/**
+ * The rule that serves this client for the binary at path: the one whose
+ * users name it (users = * included; the loader lets at most one rule of a
+ * binary name a user), else the first, in file name order, that names one
+ * of its groups. undefined: none does, the run is refused.
+ */
+export function ruleFor(rules: RuleSet, path: string, client: Client, groupGid: (name: string) => number | undefined): ProgramRule | undefined {
+  const candidates = programRules(rules, path);
+  return candidates.find((r) => namesUser(r, client)) ?? candidates.find((r) => namesGroupOf(r, client, groupGid));
+}
+
+/**
+ * Whether the arguments (argv[1..], argv[0] aside) match the rule's args:
+ * as many arguments as words (or more when the pattern ends with ...),
+ * each equal to its word, or anything where the word is *. No pattern:
+ * any arguments.
+ */
+export function matchArgs(rule: ProgramRule, args: readonly string[]): boolean {
+  const pattern = rule.args;
+  if (!pattern) return true;
+  if (args.length < pattern.words.length) return false;
+  if (!pattern.rest && args.length !== pattern.words.length) return false;
+  return pattern.words.every((w, i) => w === null || w === args[i]);
 }
 
 /**

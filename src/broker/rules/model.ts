@@ -77,6 +77,20 @@ export interface SetsockoptRule {
 
 export type CallRule = SocketRule | BindRule | SetsockoptRule;
 
+/**
+ * `args = ...`: what argv[1..] must be. Word i matches argument i exactly,
+ * or any one argument where it is `*` (null here); `...` as the last word
+ * lets any number of further arguments follow.
+ */
+export interface ArgsPattern {
+  /** One entry per argument from argv[1]: its exact text, or null for `*`. */
+  words: Array<string | null>;
+  /** The pattern ended with `...`: any further arguments (none included). */
+  rest: boolean;
+  /** The value as written (after ini), for messages and summaries. */
+  text: string;
+}
+
 /** One `[program]` with its call rules: one .conf file. */
 export interface ProgramRule {
   at: Location;            // the [program] header
@@ -90,6 +104,18 @@ export interface ProgramRule {
    * program then runs outside that sandbox). Default false: refused.
    */
   sandboxedClients: boolean;
+  /** sha256 = HEX: the binary's content must hash to this (lowercase hex); absent: not pinned. */
+  sha256?: string;
+  /** args = ...: the arguments argv[1..] must match; absent: any arguments. */
+  args?: ArgsPattern;
+  /**
+   * keep-env = NAME, ...: names kept from the client's environment on top
+   * of the broker's allow-list (environment.ts), values as the client gave
+   * them; absent: none.
+   */
+  keepEnv?: string[];
+  /** The line of each key of [program] as written, for errors found across files. */
+  keyLines?: Readonly<Record<string, number>>;
   calls: CallRule[];
 }
 
@@ -97,7 +123,12 @@ export interface ProgramRule {
 export interface RuleSet {
   dir: string;
   files: string[];                      // files loaded, sorted
-  programs: Map<string, ProgramRule>;   // by binary path
+  /**
+   * By binary path: the rules for it, in file name order. Several files
+   * may name one binary only for disjoint users and groups (load.ts);
+   * match.ts ruleFor picks the one that serves a client.
+   */
+  programs: Map<string, ProgramRule[]>;
 }
 
 /** A problem in a rule file: file:line: [section] key: message. */

@@ -160,3 +160,22 @@ export function checkBindErrnos(calls: BindRule[], r: Report): void {
     }
   });
 }
+
+/**
+ * users = * with a privileged port: every user may then serve on a port
+ * that clients trust to be the system's (only root could bind it before).
+ * Valid (a shared host may want it), but rarely meant.
+ */
+export function checkWideBinds(program: { users: '*' | string[] }, calls: BindRule[], sections: Section[], r: Report): void {
+  if (program.users !== '*') return;
+  for (const c of calls) {
+    const low = c.ports.filter((p) => p.from < UNPRIVILEGED_PORT_START)
+      .map((p) => ({ from: p.from, to: Math.min(p.to, UNPRIVILEGED_PORT_START - 1) }))
+      .map((p) => p.from === p.to ? String(p.from) : `${p.from}-${p.to}`);
+    const s = sections.find((x) => x.name === c.at.section && !x.repeat);
+    if (low.length === 0 || !s) continue;
+    const what = low.length === 1 && !low[0].includes('-') ? `port ${low[0]} is` : `ports ${low.join(', ')} are`;
+    r.warn(lineOf(s, 'port'), c.at.section, 'port',
+      `${what} below 1024 and users = * lets every user bind ${low.length === 1 && !low[0].includes('-') ? 'it' : 'them'}: any user could serve there, where clients expect the system's service; name the users or groups that run the service`);
+  }
+}

@@ -33,7 +33,7 @@ const SOCKET_KEYS: Keys = {
 };
 
 function parseDomain(v: string): number | Problem {
-  const n = RULE_DOMAINS.get(v) ?? number(v, AF_LAST);
+  const n = v === 'unix' ? AF_UNIX : RULE_DOMAINS.get(v) ?? number(v, AF_LAST);
   if (n === undefined) return new Problem(`unknown domain ${q(v)}; use ${DOMAIN_CHOICES}`);
   if (n === AF_UNSPEC) return new Problem(`0 (unspec) is no socket domain; use ${DOMAIN_CHOICES.replace('0-45', '1-45')}`);
   if (n === AF_UNIX) return new Problem(`${q(v)} is the unix domain, which needs no privilege; remove this section`);

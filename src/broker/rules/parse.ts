@@ -10,18 +10,16 @@
  *   that ini would read differently from what it looks like (a section
  *   header with a trailing comment is a key to ini, for one).
  *
- * The grammar lives in sectionKind and the key tables (PROGRAM_KEYS here,
- * one per call section in parse-*.ts); a new section kind is a branch, a
+ * The grammar lives in sectionKind and the key tables (one per section
+ * kind, in parse-*.ts); a new section kind is a branch, a
  * key table and a builder. What the builders share is in values.ts.
  */
-import { posix } from 'node:path';
 import type { BindRule, CallRule, ProgramRule, RuleError, SetsockoptRule, SocketRule } from './model.js';
-import { buildBind, checkBindErrnos } from './parse-bind.js';
+import { buildBind, checkBindErrnos, checkWideBinds } from './parse-bind.js';
+import { type Program, buildProgram } from './parse-program.js';
 import { buildSetsockopt, checkDistinctOptions } from './parse-setsockopt.js';
 import { buildSocket, checkDistinctSockets } from './parse-socket.js';
-import {
-  BAD, type Keys, Problem, Report, type Section, at, checkKeys, missing, parseAllowDeny, q, read, splitList,
-} from './values.js';
+import { Problem, Report, type Section, q } from './values.js';
 
 // ---- 1. scan: sections, keys, line numbers ---------------------------------
 
@@ -114,67 +112,7 @@ function addEntry(raw: string, line: number, section: Section | undefined, r: Re
   }
 }
 
-// ---- 2. [program] ----------------------------------------------------------
-
-const PROGRAM_KEYS: Keys = {
-  path: '/absolute/path/of/the/program',
-  users: '* or a list of user names',
-  groups: 'a list of group names',
-  'sandboxed-clients': 'allow or deny',
-};
-
-/** POSIX portable user and group names, as useradd accepts them. */
-const NAME = /^[a-z_][a-z0-9_-]*\$?$/;
-const NAME_RULE = 'use lowercase letters, digits, "_" and "-" (not first), at most 32 characters';
-
-function parsePath(v: string): string | Problem {
-  if (!v.startsWith('/')) return new Problem(`${q(v)} is not absolute; use the full path, e.g. /usr/bin/ping`);
-  const parts = v.split('/').slice(1);
-  if (parts.every((p) => p !== '' && p !== '.' && p !== '..')) return v;
-  const canonical = posix.normalize(v).replace(/\/+$/, '');
-  const hint = canonical === '' ? "name the program's file" : `write ${q(canonical)}`;
-  return new Problem(`${q(v)} is not canonical (no ".", "..", "//" or trailing "/"); ${hint}`);
-}
-
-function badNames(items: string[], what: string): Problem | undefined {
-  const bad = items.filter((n) => !NAME.test(n) || n.length > 32);
-  if (bad.length === 0) return undefined;
-  return new Problem(...bad.map((n) => `${q(n)} is not a valid ${what} name; ${NAME_RULE}`));
-}
-
-function parseUsers(v: string): '*' | string[] | Problem {
-  const items = splitList(v);
-  if (items instanceof Problem) return items;
-  if (items.includes('*')) {
-    if (items.length === 1) return '*';
-    return new Problem('"*" must stand alone; write users = * for every user, or list names without it');
-  }
-  return badNames(items, 'user') ?? items;
-}
-
-function parseGroups(v: string): string[] | Problem {
-  const items = splitList(v);
-  if (items instanceof Problem) return items;
-  if (items.includes('*')) return new Problem('"*" is not a group name; write users = * for every user');
-  return badNames(items, 'group') ?? items;
-}
-
-type Program = Omit<ProgramRule, 'calls'>;
-
-function buildProgram(s: Section, file: string, r: Report): Program | undefined {
-  checkKeys(s, PROGRAM_KEYS, r);
-  const path = read(s, PROGRAM_KEYS, 'path', r, parsePath) ?? missing(s, PROGRAM_KEYS, 'path', r);
-  const users = read(s, PROGRAM_KEYS, 'users', r, parseUsers);
-  const groups = read(s, PROGRAM_KEYS, 'groups', r, parseGroups);
-  const sandboxed = read(s, PROGRAM_KEYS, 'sandboxed-clients', r, parseAllowDeny);
-  if (users === undefined && groups === undefined && !s.repeat) {
-    r.add(s.line, s.name, undefined,
-      'names no users or groups; add users = * (every user), users = a list of names, or groups = a list of groups');
-  }
-  if (path === BAD || users === BAD || groups === BAD || sandboxed === BAD) return undefined;
-  if (users === undefined && groups === undefined) return undefined;
-  return { at: at(file, s), file, path, users: users ?? [], groups: groups ?? [], sandboxedClients: sandboxed ?? false };
-}
+// ---- 2. [program] is parse-program.ts --------------------------------------
 
 // ---- 3. the file -----------------------------------------------------------
 
@@ -237,6 +175,7 @@ export function parseRuleFile(file: string, text: string): ParseResult {
     }
   }
   checkAcross(calls, r);
+  if (program) checkWideBinds(program, calls.filter((c): c is BindRule => c.kind === 'bind'), live, r);
   const byLine = (a: RuleError, b: RuleError): number => (a.line ?? 0) - (b.line ?? 0);
   const errors = r.errors.sort(byLine);
   const warnings = r.warnings.sort(byLine);

@@ -1,0 +1,227 @@
+// End to end on a systemd host. This machine has no systemd as PID 1, so
+// test/systemd/boot.sh boots one: Debian 12 minbase (debootstrap'd once into
+// /var/tmp/stx-systemd/root, then reused; STX_SYSTEMD_DIR moves it) under
+// systemd-nspawn, its writes on a tmpfs, with the installed test tree bound
+// in at the same path. The broker runs inside under a scope with
+// Delegate=yes (as its unit would), the client as a user of the container.
+// Each session must be a transient scope
+// stx-elevate-<broker pid>-<session>.scope in user-UID.slice; when the
+// program exits, what it left behind is killed (a kill record names it) and
+// the scope goes away. Never skipped: a container that does not boot fails
+// the tests with the reason.
+import t, { type Test } from 'tap'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { auditTail, readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
+import { repoRoot, USER } from './lib/paths.js'
+import { cleanArgv, rootEnv, runRoot, sleep, type Captured } from './lib/proc.js'
+import { probeRule } from './lib/rules.js'
+import { jsonLine, runAs, spawnAs } from './lib/run.js'
+import { setupE2E } from './lib/setup.js'
+import type { TestUser } from './lib/users.js'
+
+const e = await setupE2E(t)
+const { fx, tree } = e
+
+const DIR = process.env.STX_SYSTEMD_DIR || '/var/tmp/stx-systemd'
+const SCRIPTS = join(repoRoot, 'test', 'systemd')
+/** debootstrap (~35 s on a fresh machine) and boot (~1 s), at most */
+const BOOT_TIMEOUT_MS = 180_000
+/** The container's user: the name the rule gives, ids of the container's own (the host's do not matter in there). */
+const cuser: TestUser = { name: USER, uid: 4001, gid: 4001 }
+const EXEC_GID = 4000
+/** The broker's own unit (not stx-elevate-*: those are the sessions'). */
+const BROKER_UNIT = 'stx-broker-test.scope'
+/** A session's scope: as the program sees it (the container's cgroup namespace), or as the host does (prefix /stx-nspawn.P/payload). */
+const SCOPE = (session: number | string, prefix = '(/.*)?') =>
+  new RegExp(`^${prefix}/user\\.slice/user-${cuser.uid}\\.slice/(stx-elevate-\\d+-${session}\\.scope)$`)
+
+interface Container {
+  /** the container's PID 1, as the host sees it */
+  leader: number
+  /** what runs a command inside: nsenter into all its namespaces */
+  via: string[]
+  /** run argv inside as root, bounded */
+  run(argv: string[], timeoutMs?: number): Promise<Captured>
+}
+
+let booted: Promise<Container> | undefined
+let bootStarted = false
+// Registered after setupE2E's: tap runs teardowns last-in first-out, so the
+// container is down before the tree it binds is removed and the lock released.
+t.teardown(async () => {
+  if (!bootStarted) return
+  const r = await runRoot(['bash', join(SCRIPTS, 'down.sh'), DIR], { timeoutMs: 30_000 }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: '' }))
+  if (r.code !== 0) process.stderr.write(`test/systemd/down.sh ${DIR} failed (code ${r.code}): ${r.stderr}${r.stdout}\n`)
+})
+
+async function boot(): Promise<Container> {
+  bootStarted = true
+  mkdirSync(DIR, { recursive: true, mode: 0o755 })
+  const started = Date.now()
+  const r = await runRoot(['bash', join(SCRIPTS, 'boot.sh'), DIR, `--bind=${tree.root}`],
+    { timeoutMs: BOOT_TIMEOUT_MS, env: rootEnv({ NODE: process.execPath }) })
+  const leader = Number(r.stdout.trim().split('\n').pop())
+  if (r.code !== 0 || !Number.isInteger(leader) || leader <= 1) {
+    throw new Error(`test/systemd/boot.sh ${DIR} failed (code ${r.code}, signal ${r.signal}):\n${r.stderr}${r.stdout}`)
+  }
+  t.comment(`systemd booted in ${((Date.now() - started) / 1000).toFixed(1)} s (PID 1 ${leader} on the host)`)
+  const via = ['nsenter', '-t', String(leader), '-a']
+  const c: Container = { leader, via, run: (argv, timeoutMs = 30_000) => runRoot([...via, ...argv], { timeoutMs }) }
+  const setup = await c.run(['sh', '-ec', [
+    `groupadd -g ${EXEC_GID} stx-elevate`,
+    `groupadd -g ${cuser.gid} ${cuser.name}`,
+    `useradd -M -N -u ${cuser.uid} -g ${cuser.gid} -d / -s /usr/sbin/nologin ${cuser.name}`,
+    `test -x ${tree.broker} && test -x ${fx.probe}`,
+  ].join('\n')])
+  if (setup.code !== 0) throw new Error(`setting up the container failed (code ${setup.code}): ${setup.stderr}${setup.stdout}`)
+  return c
+}
+const container = () => (booted ??= boot())
+
+/** The v2 line of PID's /proc/PID/cgroup, PID as the container sees it (its /proc, through its PID 1's root). */
+function cgroupIn(c: Container, pid: number): string {
+  const m = /^0::(.*)$/m.exec(readFileSync(`/proc/${c.leader}/root/proc/${pid}/cgroup`, 'utf8'))
+  if (!m) throw new Error(`no cgroup v2 line for ${pid} in the container`)
+  return m[1]
+}
+
+/** Alive in the container (a zombie is not). */
+function runningIn(c: Container, pid: number): boolean {
+  try {
+    return !/^State:\s+[ZX]/m.test(readFileSync(`/proc/${c.leader}/root/proc/${pid}/status`, 'utf8'))
+  } catch {
+    return false
+  }
+}
+
+/** The container's units named stx-elevate-*, loaded in any state (one per line; '' for none). */
+async function sessionUnits(c: Container): Promise<string> {
+  const r = await c.run(['systemctl', 'list-units', '--all', '--plain', '--no-legend', '--no-pager', 'stx-elevate-*'], 10_000)
+  if (r.code !== 0) throw new Error(`systemctl list-units failed (code ${r.code}): ${r.stderr}`)
+  return r.stdout.trim()
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`)
+    await sleep(50)
+  }
+}
+
+interface InsideBroker { socket: string, audit: string, stdout(): string, stderr(): string }
+
+let brokerStarted: Promise<InsideBroker> | undefined
+let brokerProc: ChildProcess | undefined
+let brokerExited = false
+let brokerOut = ''
+let brokerErr = ''
+t.teardown(async () => {
+  if (!brokerProc) return
+  const c = await booted?.catch(() => undefined)
+  if (c && !brokerExited) await c.run(['systemctl', 'stop', BROKER_UNIT], 15_000).catch(() => undefined)
+  await until('the broker to exit', () => brokerExited, 10_000).catch(() => {
+    try { process.kill(-brokerProc!.pid!, 'SIGKILL') } catch { /* gone */ }
+  })
+  if (!t.passing()) {
+    const audit = tree.path('systemd', 'audit.jsonl')
+    process.stderr.write(`--- stx-elevated (in the container) stdout:\n${brokerOut.slice(-3000)}\n--- stderr:\n${brokerErr.slice(-3000)}\n--- audit (tail):\n${existsSync(audit) ? auditTail(audit, 12) : '(none)'}\n`)
+  }
+})
+
+/**
+ * The broker, inside, under the scope BROKER_UNIT with Delegate=yes, on a
+ * socket, rules and audit file in the bound tree (so the host reads the
+ * audit file directly). Started on first use.
+ */
+function broker(): Promise<InsideBroker> {
+  brokerStarted ??= (async () => {
+    const c = await container()
+    const dir = tree.path('systemd')
+    const rulesDir = join(dir, 'rules')
+    mkdirSync(rulesDir, { recursive: true, mode: 0o755 })
+    for (const d of [dir, rulesDir]) { chownSync(d, 0, 0); chmodSync(d, 0o755) }
+    const rule = join(rulesDir, 'probe.conf')
+    writeFileSync(rule, probeRule({ path: fx.probe, users: [cuser.name] }))
+    chownSync(rule, 0, 0)
+    chmodSync(rule, 0o644)
+    const socket = join(dir, 'broker.sock')
+    const audit = join(dir, 'audit.jsonl')
+    const argv = cleanArgv([...c.via, 'systemd-run', '--quiet', '--scope', '-p', 'Delegate=yes', `--unit=${BROKER_UNIT}`,
+      '/usr/local/bin/node', tree.broker, '--socket', socket, '--rules', rulesDir, '--audit', audit], rootEnv())
+    const proc = spawn(argv[0], argv.slice(1), { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    brokerProc = proc
+    proc.stdout!.setEncoding('utf8').on('data', d => { brokerOut = (brokerOut + d).slice(-200_000) })
+    proc.stderr!.setEncoding('utf8').on('data', d => { brokerErr = (brokerErr + d).slice(-200_000) })
+    proc.on('exit', () => { brokerExited = true })
+    proc.on('error', () => { brokerExited = true })
+    // its log (pino, on stderr) says when it listens
+    const listening = () => brokerErr.includes(`"listening on ${socket}"`)
+    await until('the broker to listen', () => brokerExited || listening(), 15_000).catch(() => undefined)
+    if (!listening()) {
+      throw new Error(`stx-elevated in the container ${brokerExited ? 'exited' : 'did not listen within 15 s'}\nstdout:\n${brokerOut.slice(-3000)}\nstderr:\n${brokerErr.slice(-3000)}`)
+    }
+    return { socket, audit, stdout: () => brokerOut, stderr: () => brokerErr }
+  })()
+  return brokerStarted
+}
+
+const records = (file: string, pred: (r: AuditRecord) => boolean) => readAudit(file).filter(pred)
+
+t.test('control: the container\'s systemd puts a scope of systemd-run --slice=user-UID.slice there', async t => {
+  const c = await container()
+  const r = await c.run(['systemd-run', '--quiet', '--scope', `--slice=user-${cuser.uid}.slice`, 'cat', '/proc/self/cgroup'])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stdout, new RegExp(`^0::(/.*)?/user\\.slice/user-${cuser.uid}\\.slice/run-[^/]+\\.scope$`, 'm'))
+})
+
+t.test('the program runs in a transient scope stx-elevate-PID-SESSION.scope of user-UID.slice, gone once it exits', async t => {
+  const c = await container()
+  const b = await broker()
+  t.match(b.stderr(), /sessions in transient scopes stx-elevate-\*\.scope/, 'the broker took the systemd path')
+  const r = await runAs(cuser, e.client(b.socket, fx.probe, 'session'), { via: c.via })
+  t.equal(r.code, 0, r.stderr)
+  const probe = jsonLine(r.stdout, 'cgroup')
+  const launch = await waitForAudit(b.audit, a => a.event === 'launch' && a.pid === probe.pid, 5000, 'the launch record')
+  t.match(probe.cgroup, SCOPE(launch.session!, ''), `the session's scope in user-${cuser.uid}.slice, as the program sees it: ${probe.cgroup}`)
+  await until('no stx-elevate-* unit is left', async () => await sessionUnits(c) === '')
+  t.same(records(b.audit, a => a.event === 'kill' && a.session === launch.session), [], 'nothing was left to kill: no kill record')
+})
+
+t.test('a program that exits leaving a child: the child is killed, a kill record names it, no stx-elevate-* unit is left', async (t: Test) => {
+  const c = await container()
+  const b = await broker()
+  // The parent holds (time to look at the scope) until the test ends it
+  // with SIGTERM; the child stays. (Not a shorter hold that runs out: the
+  // child gives up on a parent that outlives the same SECONDS, a race.)
+  const run = spawnAs(cuser, e.client(b.socket, fx.probe, 'fork', 'hold', '60'), { via: c.via })
+  t.teardown(() => { run.kill('SIGKILL') })
+  const ids = JSON.parse(await run.waitForLine(/^\{"parent":/, 15_000)) as { parent: number, child: number }
+
+  const launch = await waitForAudit(b.audit, a => a.event === 'launch' && a.pid === ids.parent, 5000, 'the launch record')
+  const cgroup = cgroupIn(c, ids.parent)
+  const m = SCOPE(launch.session!).exec(cgroup)
+  t.ok(m, `the program is in its session's scope in user-${cuser.uid}.slice: ${cgroup}`)
+  t.equal(cgroupIn(c, ids.child), cgroup, 'so is its child')
+  const unit = m?.[2] ?? '(none)'
+  t.match(await sessionUnits(c), new RegExp(`^${unit.replace(/\./g, '\\.')}\\s+loaded\\s+active\\s+running`), 'systemctl lists the scope while it runs')
+  const slice = await c.run(['systemctl', 'show', '--property=Slice', '--value', unit], 10_000)
+  t.equal(slice.stdout.trim(), `user-${cuser.uid}.slice`, 'in the user\'s slice')
+
+  const term = await c.run(['sh', '-c', 'kill -TERM "$1"', 'sh', String(ids.parent)], 10_000)
+  t.equal(term.code, 0, `kill -TERM ${ids.parent} (the program) inside: ${term.stderr}`)
+  const r = await run.wait(20_000)
+  const exit = await waitForAudit(b.audit, a => a.event === 'exit' && a.pid === ids.parent, 5000, 'the program\'s exit record')
+  t.match(exit, { session: launch.session, signal: 'SIGTERM', status: 143 }, 'the program exited of the SIGTERM')
+  const kill = await waitForAudit(b.audit, a => a.event === 'kill' && a.session === launch.session, 5000, 'the kill record')
+  t.match(kill, { uid: cuser.uid, user: cuser.name, program: fx.probe, reason: 'the program exited' })
+  t.same(kill.pids, [ids.child], 'it names the child, what was left')
+  await until(`the child ${ids.child} is gone`, () => !runningIn(c, ids.child))
+  t.same(records(b.audit, a => a.event === 'grant' && a.pid === ids.child), [], 'no grant to the child')
+  const childLine = r.stdout.split('\n').find(l => l.startsWith('{"child":'))
+  if (childLine) t.match(JSON.parse(childLine).raw, /^(EPERM|ENOSYS)$/, `the child got no socket: ${childLine}`)
+  await until('no stx-elevate-* unit is left', async () => await sessionUnits(c) === '')
+  t.equal(await sessionUnits(c), '', 'systemctl list-units \'stx-elevate-*\' lists nothing')
+})
