@@ -132,6 +132,29 @@ t.test('list is a reserved name: `stx-elevate -- list` runs a program called lis
   t.match(extra.stderr, /^stx-elevate list: Unknown argument: raw4\nusage: stx-elevate \[--socket PATH\] list \[--json\]\n$/)
 })
 
+t.test('a rule with an argument pattern: list shows the arguments it allows', async t => {
+  const withArgs = (rule: string, args: string) => rule.replace(`users = ${user.name}\n`, `users = ${user.name}\nargs = ${args}\n`)
+  const b = await startBroker(t, tree, {
+    rules: {
+      'probe.conf': withArgs(probeRule({ path: fx.probe, users: [user.name] }), 'raw4'),
+      'ping.conf': withArgs(pingRule({ path: fx.ping, users: [user.name] }), '""'),
+    },
+  })
+  const r = await runAs(user, e.client(b.socket, 'list'))
+  t.equal(r.code, 0, r.stderr)
+  t.equal(r.stdout, [
+    `${user.name} may run through stx-elevate, with these calls as root:`,
+    `    ${fx.ping} (with no arguments)`, ...ICMP.map(c => `        ${c}`),
+    `    ${fx.probe} (with the arguments raw4)`, '        socket inet raw icmp',
+    '',
+  ].join('\n'))
+  const j = await runAs(user, e.client(b.socket, 'list', '--json'))
+  t.same(JSON.parse(j.stdout).programs, [
+    { path: fx.ping, args: '""', calls: ICMP },
+    { path: fx.probe, args: 'raw4', calls: ['socket inet raw icmp'] },
+  ])
+})
+
 t.test('list with no broker: one line, exit 1', async t => {
   const socket = tree.path('no-broker.sock')
   const r = await runAs(user, e.client(socket, 'list'))

@@ -199,3 +199,19 @@ t.test('a removed rule: every trapped call of the running program refused', asyn
   t.equal(again.code, 1, 'a new run is refused')
   t.match(again.stderr, `no rule lets ${user.name} run ${fx.probe}`)
 })
+
+t.test('a rule whose args no longer match the running program\'s arguments: every trapped call refused', async t => {
+  const b = await startBroker(t, tree, { rules: { 'probe.conf': probeRule({ path: fx.probe, users: [user.name] }) } })
+  const file = join(b.rulesDir, 'probe.conf')
+  const p = await RawLines.start(t, b)
+  t.type(await p.socket(4), 'number', 'before: granted')
+
+  writeRule(b, 'probe.conf', probeRule({ path: fx.probe, users: [user.name] }).replace(`users = ${user.name}\n`, `users = ${user.name}\nargs = raw4\n`))
+  await reload(b, 'rules-loaded')
+  t.equal(await p.socket(4), 'EPERM', 'raw-lines is no longer an argument the rule allows')
+  const refuse = await waitForAudit(b.audit, a => isSocketCall(a, p.session, 'refuse', 4), 5000, 'refuse of raw4')
+  t.equal(refuse.reason, `the arguments do not match the rule ${file} (args = raw4) since the rules were reloaded`)
+  t.same(refuse.rule, { file, section: 'program' })
+  await p.end(t)
+  t.type(await freshRaw(b, 'raw4'), 'number', 'a new run with the allowed arguments is served')
+})
