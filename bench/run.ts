@@ -8,6 +8,8 @@
  *
  * BENCH_ROUNDS (default 5) rounds of parts 1-3; BENCH_SCALE (default 1000)
  * programs at once in part 4 (0 skips it); BENCH_SCALE_CALLS (default 20).
+ * BENCH_PROFILE=DIR: the broker runs with --cpu-prof into DIR.
+ * BENCH_STRACE_BROKER=FILE: first a strace -c of the broker over 2000 socket() calls.
  */
 import { spawn } from 'node:child_process'
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
@@ -98,6 +100,7 @@ async function main() {
   const scaleSessions = Math.max(SCALE + 100, 200)
   const b = await startBroker(t, tree, {
     rules,
+    nodeArgs: process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [],
     extraArgs: ['--max-sessions-per-user', String(scaleSessions), '--max-fds-per-user', String(scaleSessions * 20),
       '--max-notifications-per-user', String(scaleSessions * 4), '--refusal-limit', '1000000'],
   })
@@ -122,6 +125,14 @@ async function main() {
   const hasStrace = existsSync('/usr/bin/strace')
   const hasSudo = existsSync('/usr/bin/sudo')
   log(`broker pid ${brokerPid} on ${b.socket}; ${ROUNDS} rounds`)
+  if (process.env.BENCH_STRACE_BROKER) {
+    // diagnostic: the broker's system calls (counts, kernel time) over 2000 brokered socket() calls
+    const st = spawn('strace', ['-c', '-f', '-p', String(brokerPid), '-o', process.env.BENCH_STRACE_BROKER], { stdio: 'ignore' })
+    await sleep(1000)
+    must(await runAs(user, client(work, 'socket', '2000'), { env, timeoutMs: 120_000 }), 'stx socket under strace')
+    st.kill('SIGINT')
+    await new Promise(r => st.on('close', r))
+  }
 
   for (let round = 1; round <= ROUNDS; round++) {
     log(`round ${round}/${ROUNDS}`)
@@ -179,7 +190,19 @@ async function main() {
   let scale: Record<string, unknown> | undefined
   if (SCALE > 0) {
     log(`scale: ${SCALE} programs x ${SCALE_CALLS} socket() calls`)
+    const auditStart = readFileSync(b.audit, 'utf8').length
     scale = await runScale(user, env, tree.root, b.socket, brokerPid, work, SCALE, SCALE_CALLS)
+    // what the broker recorded during the scale run: grants, refusals and why
+    const events: Record<string, number> = {}
+    for (const l of readFileSync(b.audit, 'utf8').slice(auditStart).split('\n')) {
+      if (!l.trim()) continue
+      try {
+        const a = JSON.parse(l)
+        const k = a.event === 'grant' || a.event === 'launch' || a.event === 'exit' ? a.event : `${a.event}: ${a.reason ?? a.errno ?? ''}`
+        events[k] = (events[k] ?? 0) + 1
+      } catch { events['unparsed'] = (events['unparsed'] ?? 0) + 1 }
+    }
+    scale.audit = events
   }
   printTable(hasStrace, hasSudo, scale)
 }
@@ -269,6 +292,7 @@ function printTable(hasStrace: boolean, hasSudo: boolean, scale?: Record<string,
     rows.push(`  total ${fmt(scale.callsPerSec as number)} calls/s, latency p50 ${fmt(scale.p50us as number)} us, p99 ${fmt(scale.p99us as number)} us`)
     rows.push(`  broker per session: ${fmt(scale.rssKbPerSession as number)} KB RSS, ${fmt(scale.fdsPerSession as number)} fds; all ${scale.programs} started in ${scale.startAllMs} ms`)
     rows.push(`  lost: started ${scale.started}/${scale.programs}, exit statuses delivered ${scale.exited}/${scale.programs} (${JSON.stringify(scale.exitStatuses)}), result lines ${scale.resultLines}, calls answered ${scale.callsAnswered}/${scale.callsExpected}, failures ${scale.failed} ${JSON.stringify(scale.failures)}`)
+    rows.push(`  audit records: ${JSON.stringify(scale.audit)}`)
     rows.push(`  broker RSS/fds: idle ${JSON.stringify((scale.broker as any).before)}, loaded ${JSON.stringify((scale.broker as any).during)}, after ${JSON.stringify((scale.broker as any).after)}`)
   }
   process.stdout.write(rows.join('\n') + '\n')
