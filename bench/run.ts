@@ -191,6 +191,7 @@ async function main() {
   if (SCALE > 0) {
     log(`scale: ${SCALE} programs x ${SCALE_CALLS} socket() calls`)
     const auditStart = readFileSync(b.audit, 'utf8').length
+    const logStart = b.stderr().length
     scale = await runScale(user, env, tree.root, b.socket, brokerPid, work, SCALE, SCALE_CALLS)
     // what the broker recorded during the scale run: grants, refusals and why
     const events: Record<string, number> = {}
@@ -203,6 +204,16 @@ async function main() {
       } catch { events['unparsed'] = (events['unparsed'] ?? 0) + 1 }
     }
     scale.audit = events
+    // the broker's own log lines during the run (warnings, failed handling), by message without numbers
+    const logs: Record<string, number> = {}
+    for (const l of b.stderr().slice(logStart).split('\n')) {
+      if (!l.trim()) continue
+      let msg = l
+      try { msg = JSON.parse(l).msg ?? l } catch { /* plain text */ }
+      const k = String(msg).replace(/(session|pid|call) \d+/g, '$1 N').slice(0, 160)
+      logs[k] = (logs[k] ?? 0) + 1
+    }
+    scale.brokerLog = logs
   }
   printTable(hasStrace, hasSudo, scale)
 }
@@ -293,6 +304,7 @@ function printTable(hasStrace: boolean, hasSudo: boolean, scale?: Record<string,
     rows.push(`  broker per session: ${fmt(scale.rssKbPerSession as number)} KB RSS, ${fmt(scale.fdsPerSession as number)} fds; all ${scale.programs} started in ${scale.startAllMs} ms`)
     rows.push(`  lost: started ${scale.started}/${scale.programs}, exit statuses delivered ${scale.exited}/${scale.programs} (${JSON.stringify(scale.exitStatuses)}), result lines ${scale.resultLines}, calls answered ${scale.callsAnswered}/${scale.callsExpected}, failures ${scale.failed} ${JSON.stringify(scale.failures)}`)
     rows.push(`  audit records: ${JSON.stringify(scale.audit)}`)
+    rows.push(`  broker log lines: ${JSON.stringify(scale.brokerLog)}`)
     rows.push(`  broker RSS/fds: idle ${JSON.stringify((scale.broker as any).before)}, loaded ${JSON.stringify((scale.broker as any).during)}, after ${JSON.stringify((scale.broker as any).after)}`)
   }
   process.stdout.write(rows.join('\n') + '\n')
