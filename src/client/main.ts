@@ -13,6 +13,9 @@ import { socketPath } from '../shared/defaults.js';
 import { CHECK_USAGE, checkCommand } from './commands/check.js';
 import { LIST_USAGE, listCommand } from './commands/list.js';
 import { ClientFailure, runProgram } from './commands/run.js';
+import { mark, report } from './timing.js';
+
+mark('loaded');
 
 function fail(message: string, status: number): never {
   process.stderr.write(`stx-elevate: ${message}\n`);
@@ -71,7 +74,9 @@ async function main(): Promise<void> {
   const [program, ...args] = parsed._.map(String);
   if (!program) fail("no program given\nusage: stx-elevate [--socket PATH] PROGRAM [ARGS...]", 2);
   try {
-    process.exit(await runProgram(socketPath(parsed.socket), program, args));
+    const status = await runProgram(socketPath(parsed.socket), program, args);
+    report();
+    process.exit(status);
   } catch (e) {
     if (e instanceof ClientFailure) fail(e.message, 1);
     throw e;

@@ -30,6 +30,8 @@ export interface BrokerOptions {
   extraArgs?: string[]
   /** how long to wait for the socket (default 10 s) */
   readyTimeoutMs?: number
+  /** node options before the broker's script (e.g. --cpu-prof for bench/) */
+  nodeArgs?: string[]
 }
 
 export interface Broker {
@@ -72,7 +74,7 @@ function prepare(tree: InstalledTree, opts: BrokerOptions): Prepared {
 
 function launch(tree: InstalledTree, p: Prepared, opts: BrokerOptions) {
   const args = [tree.broker, '--socket', p.socket, '--rules', p.rulesDir, '--audit', p.audit, ...(opts.extraArgs ?? [])]
-  const full = cleanArgv([process.execPath, ...args], rootEnv())
+  const full = cleanArgv([process.execPath, ...(opts.nodeArgs ?? []), ...args], rootEnv())
   const proc = spawn(full[0], full.slice(1), {
     cwd: tree.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   })

@@ -7,6 +7,7 @@ import { SysError } from '../../shared/native/libc.js';
 import { FORWARDED_SIGNALS, MAX_MESSAGE, ProtocolError, type BrokerMessage } from '../../shared/protocol.js';
 import { BrokerConnection } from '../broker-client.js';
 import { ResolveError, resolveProgram } from '../resolve.js';
+import { mark } from '../timing.js';
 
 export class ClientFailure extends Error {}
 
@@ -37,6 +38,7 @@ export function runProgram(socketPath: string, program: string, args: string[]):
   let broker: BrokerConnection;
   try {
     broker = BrokerConnection.connect(socketPath);
+    mark('connected');
   } catch (e) {
     if (e instanceof SysError) {
       throw new ClientFailure(`cannot reach the broker at ${socketPath}: ${e.message.replace(/^connect\(.*?\): /, '')} (is stx-elevated running?)`);
@@ -67,8 +69,8 @@ export function runProgram(socketPath: string, program: string, args: string[]):
     broker.listen((m) => {
       if (m === null) return reject(new ClientFailure(`the broker closed the connection before ${program} finished`));
       switch (m.type) {
-        case 'started': return;
-        case 'exit': return resolve(exitStatus(m));
+        case 'started': return mark('started');
+        case 'exit': mark('exited'); return resolve(exitStatus(m));
         case 'refused': return reject(new ClientFailure(m.reason));
         case 'error': return reject(new ClientFailure(`the broker rejected the request: ${m.reason}`));
       }

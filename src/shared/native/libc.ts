@@ -43,6 +43,8 @@ export function strerror(errno: number): string {
   return strerrorRaw(errno) as string;
 }
 
+const EINTR_ERRNO = 4;
+
 function check(call: string, rc: number | bigint): number {
   const n = Number(rc);
   if (n < 0) throw new SysError(call, koffi.errno());
@@ -444,7 +446,14 @@ export function pollNow(fd: number, events: number): number {
   arena.writeInt32LE(fd, A.small);
   arena.writeInt16LE(events, A.small + 4);
   arena.writeInt16LE(0, A.small + 6);
-  check('poll', f.poll(ptr(A.small), 1, 0));
+  // A signal (SIGPROF of --cpu-prof, for one) can interrupt even a
+  // zero-timeout poll: ask again rather than fail the listener.
+  for (;;) {
+    const rc = Number(f.poll(ptr(A.small), 1, 0));
+    if (rc >= 0) break;
+    const errno = koffi.errno();
+    if (errno !== EINTR_ERRNO) throw new SysError('poll', errno);
+  }
   return arena.readInt16LE(A.small + 6);
 }
 
