@@ -17,6 +17,7 @@ const USER_NOTIF_FD_SYNC_WAKE_UP = 1;
 const USER_NOTIF_FLAG_CONTINUE = 1;
 const ADDFD_FLAG_SEND = 2;
 const ENOENT = 2;
+const EINPROGRESS = 115;
 
 export const AUDIT_ARCH_X86_64 = 0xc000003e;
 
@@ -80,8 +81,11 @@ export function continueCall(listener: number, id: bigint): boolean {
 
 /**
  * Install `fd` in the target and make it the call's return value in one
- * step (ADDFD_FLAG_SEND). Returns the target's fd number, or null if the
- * target is gone.
+ * step (ADDFD_FLAG_SEND). Returns the target's fd number, or null when the
+ * notification cannot be answered now: the target is gone (ENOENT), or a
+ * signal interrupted its wait, which puts the notification back to its
+ * first state (EINPROGRESS: nothing was installed, and the kernel delivers
+ * the same call again, to be decided afresh).
  */
 export function addFdAndReturn(listener: number, id: bigint, fd: number, cloexec: boolean): number | null {
   const b = Buffer.alloc(24);
@@ -92,7 +96,7 @@ export function addFdAndReturn(listener: number, id: bigint, fd: number, cloexec
   b.writeUInt32LE(cloexec ? 0o2000000 : 0, 20);
   const r = ioctlStructErrno(listener, NOTIF_ADDFD, b);
   if (r.rc < 0) {
-    if (r.errno === ENOENT) return null;
+    if (r.errno === ENOENT || r.errno === EINPROGRESS) return null;
     throw new Error(`SECCOMP_IOCTL_NOTIF_ADDFD: errno ${r.errno}`);
   }
   return r.rc;

@@ -388,7 +388,8 @@ export class Supervisor {
     }
     try {
       const newFd = addFdAndReturn(this.listener, n.id, fd, (type & SOCK_CLOEXEC) !== 0);
-      if (newFd === null) return; // the task died: its fd table is gone with it
+      // Gone (its fd table with it), or interrupted: the kernel delivers the call again.
+      if (newFd === null) return;
       this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: newFd });
     } finally {
       this.closeHeld(fd);
