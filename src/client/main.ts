@@ -10,10 +10,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
-import { CHECK_USAGE, checkCommand } from './commands/check.js';
-import { LIST_USAGE, listCommand } from './commands/list.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
+import { CHECK_USAGE, LIST_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -27,9 +26,13 @@ function fail(message: string, status: number): never {
  * the arguments after its name and the options before it, prints its own
  * failures, and gives the exit status.
  */
-const COMMANDS: Record<string, ((argv: string[], global: { socket: string }) => number | Promise<number>) | undefined> = {
-  check: checkCommand,
-  list: listCommand,
+type Command = (argv: string[], global: { socket: string }) => number | Promise<number>;
+
+/* Loaded on use: running a program (the common case, every second from
+ * scripts) should not pay for the rule parser that `check` loads. */
+const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
+  check: async () => (await import('./commands/check.js')).checkCommand,
+  list: async () => (await import('./commands/list.js')).listCommand,
   learn: undefined,
   watch: undefined,
   scan: undefined,
@@ -67,8 +70,9 @@ async function main(): Promise<void> {
     .parseSync();
   if (at !== undefined) {
     const name = all[at];
-    const command = COMMANDS[name];
-    if (!command) fail(`${name} is not available yet; to run a program named ${name}, write stx-elevate -- ${name}`, 2);
+    const load = COMMANDS[name];
+    if (!load) fail(`${name} is not available yet; to run a program named ${name}, write stx-elevate -- ${name}`, 2);
+    const command = await load();
     process.exit(await command(all.slice(at + 1), { socket: socketPath(parsed.socket) }));
   }
   const [program, ...args] = parsed._.map(String);

@@ -24,8 +24,8 @@ import { BinaryError, openVerifiedBinary } from '../../broker/binary.js';
 import { describeProgram } from '../../broker/rules/describe.js';
 import { type Found, addProgram, loadRuleFile, loadRules } from '../../broker/rules/load.js';
 import { type ProgramRule, RuleError, type RuleSet } from '../../broker/rules/model.js';
+import { CHECK_USAGE } from './usage.js';
 
-export const CHECK_USAGE = 'stx-elevate check [--rules DIR] [FILE...]';
 
 interface Outcome extends Found {
   rules: RuleSet;

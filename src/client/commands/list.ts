@@ -8,6 +8,7 @@ import { SysError } from '../../shared/native/libc.js';
 import { ProtocolError, type Programs } from '../../shared/protocol.js';
 import { BrokerConnection } from '../broker-client.js';
 import { ClientFailure } from './run.js';
+import { LIST_USAGE } from './usage.js';
 
 /** A rule's argument pattern for "no argument at all", as written (elevation.d(5)). */
 const NO_ARGUMENTS = '""';
@@ -15,7 +16,6 @@ const NO_ARGUMENTS = '""';
 /** How long the broker may take to answer. */
 const ANSWER_TIMEOUT_MS = 30_000;
 
-export const LIST_USAGE = 'stx-elevate [--socket PATH] list [--json]';
 
 /** `stx-elevate list ARGV...`: print the answer; 0, or 1 (one line) when there is none; usage errors exit 2. */
 export async function listCommand(argv: string[], global: { socket: string }): Promise<number> {
