@@ -47,7 +47,7 @@ import type { CurrentRule } from '../policy.js';
 import type { ProgramRule, SocketRule } from '../rules/model.js';
 import { bindRulesFor, matchBind, matchSetsockopt, matchSocket, needsNoPrivilege, setsockoptRulesFor, type OptionRequest } from '../rules/match.js';
 import {
-  AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM, SOL_IP, SOL_IPV6, SO_BINDTODEVICE, SO_REUSEPORT,
+  AF_INET, AF_INET6, AF_PACKET, SOCK_DGRAM, SOCK_STREAM, SOL_IP, SOL_IPV6, SO_BINDTODEVICE, SO_REUSEPORT,
   decodeInetSockaddr, domainName, optionName, protocolName, typeName,
 } from '../rules/names.js';
 import { WIDENING_OPTIONS } from './filter.js';
@@ -392,7 +392,15 @@ export class Supervisor {
       if (newFd === null) return;
       this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: newFd });
     } finally {
-      this.closeHeld(fd);
+      // A raw or packet socket's close never lingers, even as the last
+      // reference: close it on the loop (a thread-pool round trip saved per
+      // call). Any other kind a numeric rule may create goes to the pool.
+      if (base === SOCK_RAW || domain === AF_PACKET) {
+        closeQuietly(fd);
+        this.prog.quota.releaseFds(1);
+      } else {
+        this.closeHeld(fd);
+      }
     }
   }
 
