@@ -3,9 +3,9 @@
 // broker keeps serving (doc/CONTRACTS.md, "Wire protocol").
 import t from 'tap'
 import { readAudit, waitForAudit } from './lib/audit.js'
-import { PYTHON3 } from './lib/paths.js'
 import { probeRule } from './lib/rules.js'
-import { jsonLine, runAs } from './lib/run.js'
+import { runAs } from './lib/run.js'
+import { rawClient as rawClientAs } from './lib/raw-client.js'
 import { setupE2E, sharedBroker } from './lib/setup.js'
 
 const e = await setupE2E(t)
@@ -15,23 +15,8 @@ const broker = sharedBroker(t, tree, () => ({
   rules: { 'probe.conf': probeRule({ path: fx.probe, users: [user.name] }) },
 }))
 
-interface RawResult {
-  pid: number
-  case: string
-  sent: number
-  fds: number
-  replies: Array<Record<string, unknown>>
-  eof: boolean
-  timeout: boolean
-  error: string | null
-}
-
-/** Run test/fixtures/raw-client.py as the user against the broker. */
-async function rawClient(socket: string, kase: string): Promise<RawResult> {
-  const r = await runAs(user, [PYTHON3, fx.rawClient, socket, kase, fx.probe], { timeoutMs: 20_000 })
-  if (r.code !== 0) throw new Error(`raw-client.py ${kase} failed (code ${r.code}): ${r.stderr}`)
-  return jsonLine<RawResult>(r.stdout, 'replies')
-}
+/** raw-client.py as the user against the broker. */
+const rawClient = (socket: string, kase: string) => rawClientAs(user, fx, socket, kase)
 
 t.test('the raw client speaks the protocol: a valid run is started and exits 0', async t => {
   const b = await broker()

@@ -9,9 +9,10 @@ import { chmodSync, chownSync, copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { readAudit, waitForAudit } from './lib/audit.js'
 import { startBroker } from './lib/broker.js'
-import { PYTHON3, SAFE_PATH, SUPP_GROUP } from './lib/paths.js'
+import { SAFE_PATH, SUPP_GROUP } from './lib/paths.js'
 import { pingRule, probeRule } from './lib/rules.js'
 import { jsonLine, runAs } from './lib/run.js'
+import { rawClient as rawClientAs } from './lib/raw-client.js'
 import { setupE2E, sharedBroker } from './lib/setup.js'
 
 const e = await setupE2E(t)
@@ -163,19 +164,8 @@ t.test('list with no broker: one line, exit 1', async t => {
   t.equal(r.stdout, '')
 })
 
-interface RawResult {
-  pid: number
-  replies: Array<Record<string, unknown>>
-  eof: boolean
-  timeout: boolean
-  error: string | null
-}
-
-async function rawClient(socket: string, kase: string): Promise<RawResult> {
-  const r = await runAs(user, [PYTHON3, fx.rawClient, socket, kase, fx.probe], { timeoutMs: 20_000 })
-  if (r.code !== 0) throw new Error(`raw-client.py ${kase} failed (code ${r.code}): ${r.stderr}`)
-  return jsonLine<RawResult>(r.stdout, 'replies')
-}
+/** raw-client.py as the user against the broker. */
+const rawClient = (socket: string, kase: string) => rawClientAs(user, fx, socket, kase)
 
 t.test('protocol: a list request is answered by one programs message, then the broker closes', async t => {
   const b = await broker()
