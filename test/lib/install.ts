@@ -6,10 +6,10 @@
  * can write (which rules out /tmp).
  */
 import {
-  chmodSync, cpSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync,
+  chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, mkdtempSync,
   readFileSync, readdirSync, rmSync, statSync, writeFileSync,
 } from 'node:fs'
-import { dirname, join, relative, sep } from 'node:path'
+import { join, relative, sep } from 'node:path'
 import { repoRoot } from './paths.js'
 import { killProcessesMentioning, rootEnv, runRoot } from './proc.js'
 
@@ -105,10 +105,10 @@ export async function runtimePackages(): Promise<string[]> {
 }
 
 /**
- * Copy the built project into a fresh /opt/stx-elevate-test.XXXXXX:
- * bin/, dist/, package.json, native/build/, build/Release/stx_uvpoll.node,
- * elevation.d/ and the runtime node_modules. Everything ends up root:root,
- * directories 0755, files 0644 or 0755.
+ * Install the built project into a fresh /opt/stx-elevate-test.XXXXXX with
+ * scripts/install.sh (bin/, dist/, package.json, native/build/, the uv_poll
+ * addon, elevation.d/, man/ and the runtime node_modules). Everything ends
+ * up root:root, directories 0755, files 0644 or 0755.
  */
 export async function installTree(): Promise<InstalledTree> {
   if (process.getuid!() !== 0) throw new Error('the e2e tests must run as root')
@@ -120,16 +120,14 @@ export async function installTree(): Promise<InstalledTree> {
   chmodSync(root, 0o755)
   writeFileSync(join(root, '.owner-pid'), String(process.pid))
 
+  // The project's own installer, so the tests run what admins install.
   const missing: string[] = []
-  const copy = (rel: string, filter?: (src: string) => boolean) => {
-    const src = join(repoRoot, rel)
-    if (!existsSync(src)) return false
-    const dst = join(root, rel)
-    mkdirSync(dirname(dst), { recursive: true })
-    cpSync(src, dst, { recursive: true, verbatimSymlinks: true, filter })
-    return true
-  }
-  for (const rel of ['package.json', 'bin', 'dist', 'elevation.d', 'native/build', 'build/Release/stx_uvpoll.node']) copy(rel)
+  const r = await runRoot(['bash', join(repoRoot, 'scripts', 'install.sh'), '--prefix', root, '--no-links'], {
+    cwd: repoRoot, env: rootEnv({ npm_config_update_notifier: 'false', npm_config_fund: 'false' }), timeoutMs: 300_000,
+  })
+  if (r.code !== 0) missing.push(`scripts/install.sh (code ${r.code}): ${r.stderr.trim().split('\n').pop()}`)
+  // install.sh replaces the directory whole: claim it again.
+  if (existsSync(root)) writeFileSync(join(root, '.owner-pid'), String(process.pid))
   for (const rel of REQUIRED) if (!existsSync(join(root, rel))) missing.push(rel)
 
   let packages: string[] = []
@@ -137,11 +135,6 @@ export async function installTree(): Promise<InstalledTree> {
     packages = await runtimePackages()
   } catch (e) {
     missing.push(`node_modules (${(e as Error).message.split('\n')[0]})`)
-  }
-  for (const rel of packages) {
-    const src = join(repoRoot, rel)
-    // nested packages are listed (and copied) on their own
-    copy(rel, s => s === src || !(s.startsWith(src + sep) && s.split(sep).pop() === 'node_modules'))
   }
   normalize(root)
   assertRootOnly(root)
