@@ -2,30 +2,17 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import {
-  chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync, chownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { loadRules } from '../src/broker/rules/load.js';
+import { rulesDirs } from './lib/rules-dir.js';
 
 const PING = readFileSync(new URL('../elevation.d/ping.conf', import.meta.url), 'utf8');
 const rule = (path: string) => `[program]\npath = ${path}\nusers = *\n`;
 
 // /tmp is root-owned and sticky: a root 0755 directory in it is a safe place
-const base = mkdtempSync('/tmp/stx-rules-');
-chmodSync(base, 0o755);
-t.teardown(() => rmSync(base, { recursive: true, force: true }));
-
-let n = 0;
-/** A fresh root-owned 0755 rules directory holding files (name -> text, mode 0644). */
-function rulesDir(files: Record<string, string> = {}): string {
-  const dir = `${base}/d${n++}`;
-  mkdirSync(dir, { mode: 0o755 });
-  chmodSync(dir, 0o755);
-  for (const [name, text] of Object.entries(files)) {
-    writeFileSync(`${dir}/${name}`, text);
-    chmodSync(`${dir}/${name}`, 0o644);
-  }
-  return dir;
-}
+const { base, make: rulesDir } = rulesDirs(t, '/tmp/stx-rules-');
+let links = 0;
 
 function errors(dir: string): string[] {
   return loadRules(dir).errors.map(String);
@@ -145,7 +132,7 @@ t.test('an unsafe directory above the rules', async (t) => {
 
 t.test('a symlink on the way to the directory', async (t) => {
   const dir = rulesDir({ 'ping.conf': PING });
-  const link = `${base}/link${n++}`;
+  const link = `${base}/link${links++}`;
   symlinkSync(dir, link);
   refused(t, link, [`${link}: is a symbolic link; name the real directory (${dir})`]);
   refused(t, `${link}/.`, [`${link}: is a symbolic link; name the real directory (${dir})`]);

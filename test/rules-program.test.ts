@@ -3,7 +3,7 @@
 // (runs as root: rule directories are made root-owned in /tmp).
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { check } from '../src/client/commands/check.js';
 import { programEnvironment } from '../src/broker/environment.js';
 import { describeProgram } from '../src/broker/rules/describe.js';
@@ -11,6 +11,7 @@ import { matchArgs, ruleFor } from '../src/broker/rules/match.js';
 import { loadRules } from '../src/broker/rules/load.js';
 import { parseRuleFile } from '../src/broker/rules/parse.js';
 import type { ProgramRule } from '../src/broker/rules/model.js';
+import { rulesDirs } from './lib/rules-dir.js';
 
 const F = '/etc/elevation.d/t.conf';
 const P = '[program]\npath = /usr/bin/ping\nusers = *\n';
@@ -116,20 +117,7 @@ t.test('describeProgram: one line per rule', async (t) => {
 // ---- the check command ----------------------------------------------------------------------
 
 // /tmp is root-owned and sticky: root 0755 directories in it are fine for rules
-const base = mkdtempSync('/tmp/stx-check-');
-chmodSync(base, 0o755);
-t.teardown(() => rmSync(base, { recursive: true, force: true }));
-let n = 0;
-function rulesDir(files: Record<string, string>): string {
-  const dir = `${base}/d${n++}`;
-  mkdirSync(dir, { mode: 0o755 });
-  chmodSync(dir, 0o755);
-  for (const [name, text] of Object.entries(files)) {
-    writeFileSync(`${dir}/${name}`, text);
-    chmodSync(`${dir}/${name}`, 0o644);
-  }
-  return dir;
-}
+const { make: rulesDir } = rulesDirs(t, '/tmp/stx-check-');
 
 function run(dir: string, files: string[] = []): { status: number, lines: string[] } {
   const lines: string[] = [];
