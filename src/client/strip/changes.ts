@@ -58,7 +58,7 @@ export function applyAll(command: string, plans: Plan[], dryRun: boolean, io: Ou
   try {
     for (const p of plans) {
       for (const h of p.heads) io.out(`note: ${h}`);
-      for (const c of p.changes) {
+      for (const [i, c] of p.changes.entries()) {
         if (dryRun) {
           io.out(`would ${c.text}`);
           continue;
@@ -68,7 +68,7 @@ export function applyAll(command: string, plans: Plan[], dryRun: boolean, io: Ou
         } catch (e) {
           const why = e instanceof Error ? e.message : String(e);
           io.err(`stx-elevate ${command}: ${p.path}: ${c.text}: failed: ${why}`);
-          io.err(`stx-elevate ${command}: ${p.undo}`);
+          io.err(`stx-elevate ${command}: ${i === 0 ? `nothing of ${p.path} was changed` : p.undo}`);
           return 1;
         }
         io.out(c.text);

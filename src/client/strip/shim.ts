@@ -46,10 +46,6 @@ function exists(path: string): boolean {
 export function planShim(path: string, shimDir: string, stateDir: string, runner: string): Shim {
   const name = basename(path);
   const shim = { link: join(resolve(shimDir), name), runner, stateLink: join(shimLinksDir(resolve(stateDir)), name) };
-  if (!existsSync(runner)) {
-    throw new Refusal(`${path}: the shim runner ${runner} is missing (this install is incomplete: run scripts/install.sh); `
-      + `or strip with --no-shim, and users run stx-elevate ${name}`);
-  }
   const link = linkTarget(shim.link);
   if (exists(shim.link) && !(link === runner || link?.endsWith(RUNNER_SUFFIX))) {
     throw new Refusal(`${path}: ${shim.link} exists and is not a stx-elevate shim${link ? ` (it links to ${link})` : ''}; `
@@ -59,6 +55,10 @@ export function planShim(path: string, shimDir: string, stateDir: string, runner
   if (exists(shim.stateLink) && runs !== path) {
     throw new Refusal(`${path}: a shim named ${name} already runs ${runs ?? '(not a symlink)'} (${shim.stateLink}); `
       + `one name runs one program: restore that one first, or strip this one with --no-shim`);
+  }
+  if (!existsSync(runner)) {
+    throw new Refusal(`${path}: the shim runner ${runner} is missing (this install is incomplete: run scripts/install.sh); `
+      + `or strip with --no-shim, and users run stx-elevate ${name}`);
   }
   return shim;
 }
