@@ -120,6 +120,10 @@ t.test(`strip ${PING}: capability removed, stat override and dpkg hook in place,
   t.match(r.stdout, new RegExp(`^install dpkg hook ${escapeRe(DPKG_HOOK_DIR)}/stx-elevate-[0-9a-f]{12} `, 'm'))
   t.match(r.stdout, new RegExp(`^stripped ${PING} .*rule ${escapeRe(join(b.rulesDir, 'ping.conf'))}`, 'm'))
   t.match(r.stdout, /^note: \/usr\/bin\/ping4, \/usr\/bin\/ping6 also name \/usr\/bin\/ping/m, 'says ping4 and ping6 get no shim')
+  if (hasRunner) {
+    t.match(r.stderr, new RegExp(`^stx-elevate strip: warning: /etc/login\\.defs:\\d+: this PATH \\(/usr/local/bin:/usr/bin:.*\\) finds /usr/bin/ping and not ${escapeRe(shims)} at all`, 'm'),
+      'warns that users\' default PATH (login.defs ENV_PATH) reaches the stripped ping, not the test shim directory')
+  }
 
   t.equal(await getcap(PING), '', 'no capability')
   t.same(fileState(PING), { ...original, cap: null })
