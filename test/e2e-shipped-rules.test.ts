@@ -178,7 +178,6 @@ const CASES: Record<string, Case> = {
       // clockdiff calls nice(-16) after its socket (see clockdiff.conf): that
       // needs RLIMIT_NICE >= 36, which the program gets from its client
       const NO_NICE = ['prlimit', '--nice=0:0', '--']
-      const NICE = ['prlimit', '--nice=36:36', '--']
       await t.test('control: without the broker, under no_new_privs, clockdiff cannot open its raw socket', async t => {
         const r = await withoutBroker('/usr/bin/clockdiff', args, NO_NICE)
         exited(t, r, 1)
@@ -186,7 +185,7 @@ const CASES: Record<string, Case> = {
       })
       await t.test('control: Debian\'s clockdiff with its capability stops at nice(-16) without a nice limit', async t => {
         const priv = await privilegeOf('/usr/bin/clockdiff')
-        if (priv !== 'cap_net_raw=ep') return t.skip(`/usr/bin/clockdiff holds ${JSON.stringify(priv)} here, not Debian 12's cap_net_raw=ep`)
+        t.equal(priv, 'cap_net_raw=ep', 'Debian 12 ships clockdiff with cap_net_raw=ep')
         const r = await runAs(user, ['/usr/bin/clockdiff', ...args], { via: NO_NICE })
         exited(t, r, 1)
         t.match(r.stderr, /nice: Operation not permitted/)
@@ -199,15 +198,9 @@ const CASES: Record<string, Case> = {
         t.notMatch(r.stderr, /socket:/, 'the socket was not what failed')
         grants(t, b, file, await sessionOf(b, '/usr/bin/clockdiff', args), [ICMP])
       })
-      await t.test('clockdiff through the broker, with a nice limit of 36, measures 127.0.0.1 (ICMP timestamps)', async t => {
-        const can = await runRoot([...NICE, 'true'], { timeoutMs: 10_000 })
-        if (can.code !== 0) return t.skip(`root cannot raise RLIMIT_NICE here (no CAP_SYS_RESOURCE in its bounding set?): ${can.stderr.trim()}`)
-        const b = await brokerFor(file)
-        const r = await throughBroker(b, 'clockdiff', args, NICE)
-        exited(t, r, 0)
-        t.match(r.stdout, /^\d+ -?\d+ -?\d+$/m, 'time and the two differences')
-        grants(t, b, file, await sessionOf(b, '/usr/bin/clockdiff', args), [ICMP])
-      })
+      // clockdiff measuring (with a nice limit of 36) is not tested: root
+      // here lacks CAP_SYS_RESOURCE and cannot raise RLIMIT_NICE for anyone,
+      // the broker included, and a skipped test would read as passed.
     },
   },
 
