@@ -4,7 +4,7 @@
  */
 import { openSync } from 'node:fs';
 import {
-  AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, connectUnix, recvmsg, sendmsg, socket,
+  AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, SysError, closeQuietly, connectUnix, recvmsg, sendmsg, socket,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
@@ -106,7 +106,19 @@ export class BrokerConnection {
   listen(onMessage: (m: BrokerMessage | null) => void): void {
     this.watch = new FdWatch(this.fd, READABLE, () => {
       for (;;) {
-        const got = recvmsg(this.fd, MAX_MESSAGE, 0);
+        let got;
+        try {
+          got = recvmsg(this.fd, MAX_MESSAGE, 0);
+        } catch (e) {
+          if (!(e instanceof SysError)) throw e;
+          // ECONNRESET: the broker closed with a message of ours unread (a
+          // signal we forwarded as the program ended). The kernel reports
+          // that once, before what the broker sent last (its exit message),
+          // so read on.
+          if (e.code === 'ECONNRESET') continue;
+          this.close();
+          return onMessage(null);
+        }
         if (!got) return;
         got.fds.forEach(closeQuietly);
         if (got.data.length === 0) {
