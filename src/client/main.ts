@@ -35,7 +35,7 @@ const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
   list: async () => (await import('./commands/list.js')).listCommand,
   learn: undefined,
   watch: undefined,
-  scan: undefined,
+  scan: async () => (await import('./commands/scan.js')).scanCommand,
   strip: undefined,
   restore: undefined,
 };
