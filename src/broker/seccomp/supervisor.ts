@@ -191,7 +191,7 @@ export class Supervisor {
     try {
       fail(this.listener, n.id, EPERM);
     } catch {
-      // already answered (ADDFD|SEND went through) or gone
+      // already answered or gone
     }
   }
 
