@@ -186,13 +186,16 @@ export class Supervisor {
 
   /** Handling went wrong: the call fails closed. */
   private failSafe(n: Notification, e: unknown): void {
-    this.prog.log(`notification for pid ${n.pid} call ${n.nr}: ${(e as Error).message}; answered EPERM`);
+    const why = (e as Error).message;
+    this.prog.log(`notification for pid ${n.pid} call ${n.nr}: ${why}; answered EPERM`);
     if (this.closed) return;
     try {
       fail(this.listener, n.id, EPERM);
     } catch {
-      // already answered or gone
+      return; // already answered (its record is written) or the caller is gone: nothing was refused
     }
+    // A refusal like any other: the admin sees it in the audit log, not only in the broker's log.
+    this.prog.refuse({ pid: n.pid, call: registerCall(n), errno: 'EPERM', reason: `the broker failed to handle the call: ${why}` }, true);
   }
 
   /** The user has as many notifications in flight as allowed: answer at once, hold nothing. */
