@@ -13,7 +13,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "Debian packages"
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping libseccomp2 build-essential python3 >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping libseccomp2 build-essential python3 libjansson-dev >/dev/null
 
 step "npm ci && npm run build"
 npm ci --no-fund --no-audit

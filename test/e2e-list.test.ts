@@ -160,7 +160,7 @@ t.test('list with no broker: one line, exit 1', async t => {
   const socket = tree.path('no-broker.sock')
   const r = await runAs(user, e.client(socket, 'list'))
   t.equal(r.code, 1)
-  t.equal(r.stderr, `stx-elevate: cannot reach the broker at ${socket}: No such file or directory (is stx-elevated running?)\n`)
+  t.equal(r.stderr, `stx-elevate: cannot reach the broker at ${socket}: No such file or directory: the stx-elevated broker is not running (start it with: systemctl start stx-elevated)\n`)
   t.equal(r.stdout, '')
 })
 
