@@ -286,13 +286,15 @@ async function runScale(user: { uid: number, gid: number, name: string }, env: R
     const parsed = lines.map(l => parseWork(l, 'scale'))
     const lats = parsed.flatMap(r => r.lats).map(ns => ns / 1000)
     const answered = parsed.reduce((s, r) => s + r.ok, 0)
+    // calls answered with an fd that is not the socket asked for (work.c checks each)
+    const wrong = [...err.matchAll(/socket: (\d+) of \d+ calls returned an fd that is not a raw ICMP socket/g)].reduce((s, m) => s + Number(m[1]), 0)
     const t0s = Math.min(...parsed.map(r => r.t0)), t1s = Math.max(...parsed.map(r => r.t1))
     await sleep(1000)
     const after = await brokerState(brokerPid)
     return {
       programs: count, callsEach: calls, startAllMs: startMs,
       started: result.started, exitStatuses: result.statuses, exited: result.exited, exitedOk: result.ok, failed: result.failed, failures: result.failures,
-      resultLines: lines.length, callsAnswered: answered, callsExpected: count * calls,
+      resultLines: lines.length, callsAnswered: answered, callsExpected: count * calls, wrongAnswers: wrong,
       callsPerSec: answered / ((t1s - t0s) / 1e9), p50us: pct(lats, 0.5), p99us: pct(lats, 0.99),
       rssKbPerSession: (during.rssKb - before.rssKb) / count, fdsPerSession: (during.fds - before.fds) / count,
       broker: { before, during, after },
@@ -339,8 +341,8 @@ function printTable(hasStrace: boolean, hasSudo: boolean, scale?: Record<string,
     rows.push(`4 scale: ${scale.programs} programs at once on one broker, ${scale.callsEach} raw socket() calls each`)
     rows.push(`  total ${fmt(scale.callsPerSec as number)} calls/s, latency p50 ${fmt(scale.p50us as number)} us, p99 ${fmt(scale.p99us as number)} us`)
     rows.push(`  broker per session: ${fmt(scale.rssKbPerSession as number)} KB RSS, ${fmt(scale.fdsPerSession as number)} fds; all ${scale.programs} started in ${scale.startAllMs} ms`)
-    rows.push(`  lost: started ${scale.started}/${scale.programs}, exit statuses delivered ${scale.exited}/${scale.programs} (${JSON.stringify(scale.exitStatuses)}), result lines ${scale.resultLines}, calls answered ${scale.callsAnswered}/${scale.callsExpected}, failures ${scale.failed} ${JSON.stringify(scale.failures)}`)
-    rows.push(`  audit records: ${JSON.stringify(scale.audit)}`)
+    rows.push(`  lost: started ${scale.started}/${scale.programs}, exit statuses delivered ${scale.exited}/${scale.programs} (${JSON.stringify(scale.exitStatuses)}), result lines ${scale.resultLines}, calls answered with a raw socket ${scale.callsAnswered}/${scale.callsExpected}, with another fd ${scale.wrongAnswers}, failures ${scale.failed} ${JSON.stringify(scale.failures)}`)
+    rows.push(`  audit records: ${JSON.stringify(scale.audit)} (grant records ${(scale.audit as Record<string, number>).grant ?? 0} for ${scale.callsAnswered} sockets received)`)
     rows.push(`  broker log lines: ${JSON.stringify(scale.brokerLog)}`)
     rows.push(`  broker RSS/fds: idle ${JSON.stringify((scale.broker as any).before)}, loaded ${JSON.stringify((scale.broker as any).during)}, after ${JSON.stringify((scale.broker as any).after)}`)
   }

@@ -17,9 +17,10 @@
  *  - exit with the program's status, 128+N when signal N killed it; our
  *    own failures print one line "stx-elevate: ..." and exit 1, usage
  *    errors exit 2;
- *  - lose no forwarded signal: they are blocked from the first line and
- *    read from a signalfd, so one that comes early waits for the request
- *    and is passed on after it, instead of killing us;
+ *  - lose no forwarded signal once connected: they are blocked from then
+ *    on and read from a signalfd, so one that comes before the request has
+ *    gone waits for it and is passed on after it (run.ts: its handlers are
+ *    in place before it sends);
  *  - claim nothing about who we are: the broker asks the kernel.
  * The protocol's constants come from src/shared through the generated
  * build/stx-protocol.h (native/gen-protocol-h.mjs).
@@ -204,6 +205,10 @@ static int read_answers(int sock, const char *socket_path, const char *program) 
     struct answer a;
     ssize_t n = wire_recv(sock, buf, sizeof buf, &truncated);
     if (n < 0 && errno == EAGAIN) return -1;
+    /* The broker closed with a message of ours unread (a signal forwarded as
+     * the program ended): the kernel says so once, before the broker's last
+     * message (the exit), which is still to be read. */
+    if (n < 0 && errno == ECONNRESET) continue;
     if (n < 0) fail("cannot talk to the broker at %s: recvmsg: %s", socket_path, strerror(errno));
     if (n == 0) fail("the broker closed the connection before %s finished", program);
     if (decode_answer(buf, (size_t)n, truncated, &a, err, sizeof err) < 0)
@@ -248,23 +253,14 @@ int main(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &timing.t0);
   mark("loaded");
 
-  /* 1. Hold the forwarded signals from now on; a gone broker is EPIPE, not a death. */
-  sigset_t forwarded;
-  sigemptyset(&forwarded);
-  for (int i = 0; i < STX_FORWARDED_SIGNALS; i++) sigaddset(&forwarded, stx_forwarded_signals[i].number);
-  sigprocmask(SIG_BLOCK, &forwarded, NULL);
-  signal(SIGPIPE, SIG_IGN);
-  int sigfd = signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (sigfd < 0) fail("signalfd: %s", strerror(errno));
-
-  /* 2. Which program: on PATH, or the one this shim stands for. */
+  /* 1. Which program: on PATH, or the one this shim stands for. */
   struct invocation inv = parse(argc, argv);
   char path[PATH_MAX], err[RUN_ERR_MAX];
   int found = inv.shim ? shim_program(inv.argv[0], env_or("STX_ELEVATE_STATE_DIR", STX_DEFAULT_STATE_DIR), path, err, sizeof err)
                        : resolve_program(inv.argv[0], getenv("PATH"), path, err, sizeof err);
   if (found < 0) fail("%s", err);
 
-  /* 3. The broker. */
+  /* 2. The broker. */
   const char *socket_path = inv.socket ? inv.socket : env_or("STX_ELEVATE_SOCKET", STX_DEFAULT_SOCKET);
   int sock = wire_connect(socket_path);
   if (sock < 0 && errno == ENAMETOOLONG) fail("cannot reach the broker at %s: the socket path is longer than %zu bytes", socket_path, WIRE_MAX_SOCKET_PATH);
@@ -273,6 +269,17 @@ int main(int argc, char **argv) {
          socket_path, strerror(errno));
   if (sock < 0) fail("cannot reach the broker at %s: %s", socket_path, strerror(errno));
   mark("connected");
+
+  /* 3. From here on, hold the forwarded signals for the program (until now
+   * they end us: a connect that blocks on a wedged broker stays
+   * interruptible); a gone broker is EPIPE, not a death. */
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int i = 0; i < STX_FORWARDED_SIGNALS; i++) sigaddset(&forwarded, stx_forwarded_signals[i].number);
+  sigprocmask(SIG_BLOCK, &forwarded, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  int sigfd = signalfd(-1, &forwarded, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sigfd < 0) fail("signalfd: %s", strerror(errno));
 
   /* 4. The request, with stdin, stdout, stderr and the working directory. */
   send_request(sock, socket_path, path, &inv);

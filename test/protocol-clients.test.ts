@@ -219,6 +219,24 @@ const CASES: Case[] = [
     stderr: 'stx-elevate: the broker closed the connection before true finished\n',
   },
   {
+    // the kernel reports ECONNRESET once, before the exit message still queued
+    name: 'the broker sends the exit and closes with a forwarded signal unread: the exit status still comes through',
+    broker: async s => {
+      const c = await s.request()
+      c.stopReading()
+      c.send(started)
+      s.client.kill('SIGINT')
+      for (const deadline = Date.now() + 5000; !c.unread();) {
+        if (Date.now() > deadline) throw new Error('the forwarded SIGINT never arrived')
+        await new Promise(r => setTimeout(r, 10))
+      }
+      c.send(exit(null, 'SIGINT'))
+      c.close()
+    },
+    status: 130,
+    stderr: '',
+  },
+  {
     name: 'the broker closes without a word',
     broker: async s => { (await s.request()).close() },
     status: 1,

@@ -136,6 +136,11 @@ export class BrokerConnection {
           if (got.truncated) throw new ProtocolError(`message exceeds ${MAX_MESSAGE} bytes`);
           m = got.data.length === 0 ? null : decodeBrokerMessage(got.data);
         } catch (e) {
+          // ECONNRESET: the broker closed with a message of ours unread (a
+          // signal we forwarded as the program ended). The kernel reports
+          // that once, before what the broker sent last (its exit message),
+          // so read on.
+          if (e instanceof SysError && e.code === 'ECONNRESET') continue;
           this.close();
           return onError(e as Error);
         }

@@ -12,7 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, LIST_USAGE, RESTORE_USAGE, STRIP_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -35,7 +35,7 @@ const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
   list: async () => (await import('./commands/list.js')).listCommand,
   learn: undefined,
   watch: undefined,
-  scan: undefined,
+  scan: async () => (await import('./commands/scan.js')).scanCommand,
   strip: async () => (await import('./commands/strip.js')).stripCommand,
   restore: async () => (await import('./commands/restore.js')).restoreCommand,
 };
@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
       + `${CHECK_USAGE}\n`
       + `${LIST_USAGE}\n`
+      + `${SCAN_USAGE}\n`
       + `${STRIP_USAGE}\n`
       + `${RESTORE_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'

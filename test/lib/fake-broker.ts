@@ -10,8 +10,8 @@ import { fstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  AF_UNIX, SHUT_RD, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, accept, bindUnix, closeQuietly, listen, recvmsg,
-  sendmsg, shutdown, socket,
+  AF_UNIX, POLLIN, SHUT_RD, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, accept, bindUnix, closeQuietly, listen, recvmsg,
+  pollNow, sendmsg, shutdown, socket,
 } from '../../src/shared/native/libc.js'
 import { FdWatch, READABLE } from '../../src/shared/native/uvpoll.js'
 import { MAX_MESSAGE } from '../../src/shared/protocol.js'
@@ -44,6 +44,10 @@ export interface FakeConnection {
   send(message: object | Buffer): void
   /** shutdown(SHUT_RD): the client's later sends fail with EPIPE. */
   shutdownRead(): void
+  /** Read nothing more: what the client sends stays queued (closing then resets the client's end). */
+  stopReading(): void
+  /** Whether a datagram is queued unread (after stopReading). */
+  unread(): boolean
   close(): void
 }
 
@@ -118,6 +122,8 @@ function connection(fd: number, watches: Set<FdWatch>): FakeConnection {
       sendmsg(fd, Buffer.isBuffer(message) ? message : Buffer.from(JSON.stringify(message)))
     },
     shutdownRead: () => shutdown(fd, SHUT_RD),
+    stopReading: () => watch.stop(),
+    unread: () => (pollNow(fd, POLLIN) & POLLIN) !== 0,
     close,
   }
 }

@@ -97,6 +97,7 @@ const f = {
   memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
   getpwuid_r: libc.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t len, void *result)'),
   getgrnam_r: libc.func('int getgrnam_r(const char *name, void *grp, void *buf, size_t len, void *result)'),
+  getgrgid_r: libc.func('int getgrgid_r(uint32_t gid, void *grp, void *buf, size_t len, void *result)'),
   shutdown: libc.func('int shutdown(int fd, int how)'),
   statx: libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
 };
@@ -554,4 +555,11 @@ export function getgrnamGid(name: string): number | undefined {
   const at = nssLookup(`getgrnam_r(${name})`, (e, b, n, r) => f.getgrnam_r(name, e, b, n, r));
   // struct group: char *gr_name, *gr_passwd; gid_t gr_gid; ...
   return at === undefined ? undefined : arena.readUInt32LE(at + 16);
+}
+
+/** The name of group gid, or undefined if there is no such group. */
+export function getgrgidName(gid: number): string | undefined {
+  const at = nssLookup(`getgrgid_r(${gid})`, (e, b, n, r) => f.getgrgid_r(gid, e, b, n, r));
+  // struct group: char *gr_name first
+  return at === undefined ? undefined : koffi.decode(arena.readBigUInt64LE(at), 'char', -1) as string;
 }
