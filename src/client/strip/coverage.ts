@@ -4,6 +4,12 @@
  * when its [program] path is PATH's canonical path, among the installed
  * rules (as the broker loads them) or, failing that, the rules this
  * install ships, which strip then installs.
+ *
+ * Stricter than scan's rule-coverage.ts, which reports what it can: strip
+ * is about to take a privilege away, so installed rules with any problem
+ * refuse it (the broker would refuse to load them), and so does a rule
+ * whose sha256 pin the binary does not match (the broker would refuse to
+ * run it).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';

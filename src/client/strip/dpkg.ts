@@ -13,7 +13,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
-import { getpwuid } from '../../shared/native/libc.js';
+import { getgrgidName, getpwuid } from '../../shared/native/libc.js';
 import type { Override } from './records.js';
 import { Refusal } from './refusal.js';
 
@@ -111,11 +111,11 @@ export function removeOverride(dpkg: Dpkg, path: string): void {
   if (r.status !== 0) throw new Refusal(`dpkg-statoverride --remove ${path} failed (status ${r.status}): ${r.stderr.trim()}`);
 }
 
-/** The names dpkg-statoverride takes: user names, "#GID" for groups (no group lookup in our bindings), root by name. */
+/** The names dpkg-statoverride takes: names, or "#N" for an id with no name. */
 export function overrideFor(uid: number, gid: number, mode: number): Override {
   return {
     owner: getpwuid(uid)?.name ?? `#${uid}`,
-    group: gid === 0 ? 'root' : `#${gid}`,
+    group: getgrgidName(gid) ?? `#${gid}`,
     mode: (mode & 0o7777).toString(8).padStart(4, '0'),
   };
 }
