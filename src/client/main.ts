@@ -12,7 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, LIST_USAGE, SCAN_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -36,8 +36,8 @@ const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
   learn: undefined,
   watch: undefined,
   scan: async () => (await import('./commands/scan.js')).scanCommand,
-  strip: undefined,
-  restore: undefined,
+  strip: async () => (await import('./commands/strip.js')).stripCommand,
+  restore: async () => (await import('./commands/restore.js')).restoreCommand,
 };
 
 /** Where a command name stands in args: the first word that is not an option (or --socket's value), before any "--". */
@@ -59,7 +59,9 @@ async function main(): Promise<void> {
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
       + `${CHECK_USAGE}\n`
       + `${LIST_USAGE}\n`
-      + `${SCAN_USAGE}\n\n`
+      + `${SCAN_USAGE}\n`
+      + `${STRIP_USAGE}\n`
+      + `${RESTORE_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
