@@ -2,3 +2,4 @@
 export const CHECK_USAGE = 'stx-elevate check [--rules DIR] [FILE...]';
 export const LIST_USAGE = 'stx-elevate [--socket PATH] list [--json]';
 export const SCAN_USAGE = 'stx-elevate scan [--rules DIR] [--json] [ROOT...]';
+export const LEARN_USAGE = 'stx-elevate learn [-u USER] [-o FILE] [--merge FILE] [--force] [--ask] [--timeout SECONDS] -- PROGRAM [ARGS...]';
