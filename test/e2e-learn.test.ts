@@ -151,6 +151,54 @@ t.test('learn on python\'s http.server on port 80: a bind rule for exactly that 
   t.notMatch(c.stdout, /warning/, 'no warning: the interpreter is pinned')
 })
 
+t.test('learn on privileged socket options: the values that need privilege, and not those that do not; they work under a broker', async t => {
+  const argv = [fx.probe, 'setopt', 'inet', 'dgram', 'SO_MARK=5', 'SO_PRIORITY=3', 'SO_PRIORITY=7', 'SO_MARK=6']
+  const r = await learn(['--', ...argv])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, /stx-probe exited with status 0/, 'every option was set while learning')
+  const learned = rule(r.stdout)
+  t.same(learned.calls.map(c => c.kind === 'setsockopt' && { name: c.name, option: c.optionName, values: c.values }), [
+    { name: 'mark', option: 'SO_MARK', values: [{ from: 5, to: 5 }, { from: 6, to: 6 }] },
+    { name: 'priority', option: 'SO_PRIORITY', values: [{ from: 7, to: 7 }] },
+  ], 'SO_MARK 5 and 6 in one section; SO_PRIORITY 7 only (3 needs no privilege)')
+  const b = await startBroker(t, tree, { rules: { 'probe.conf': r.stdout } })
+  const run = await runAs(user, e.client(b.socket, ...argv))
+  t.equal(run.code, 0, `the same run works under the broker: ${run.stdout} ${run.stderr}`)
+  const refused = await runAs(user, e.client(b.socket, fx.probe, 'setopt', 'inet', 'dgram', 'SO_MARK=7'))
+  t.equal(refused.code, 1, 'a value not seen while learning is refused')
+})
+
+t.test('learn on a raw socket with IP_HDRINCL: header-included = allow on that socket\'s section', async t => {
+  const r = await learn(['--', fx.probe, 'hdrincl'])
+  t.equal(r.code, 0, r.stderr)
+  const learned = rule(r.stdout)
+  t.same(sockets(learned), [{ domain: 2, type: 3, protocol: 1, headerIncluded: true, errno: 1 }])
+  t.match(r.stdout, /; learn: seen 1 time: setsockopt\(IP_HDRINCL\) on socket\(inet, raw, icmp\)/)
+  const b = await startBroker(t, tree, { rules: { 'probe.conf': r.stdout } })
+  const run = await runAs(user, e.client(b.socket, fx.probe, 'hdrincl'))
+  t.match(run.stdout, /"hdrincl":"ok"|"setsockopt":"ok"/, `IP_HDRINCL is set under the broker: ${run.stdout}`)
+})
+
+t.test('learn refuses a later exec as the broker does, and says so', async t => {
+  const r = await learn(['--', fx.probe, 'exec', '/bin/true'])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, /note: stx-probe tried to execute \/bin\/true: refused \(EPERM\), as the broker refuses every exec/)
+  t.match(r.stderr, /stx-probe exited with status 3/, 'the probe saw its exec fail')
+  t.same(rule(r.stdout).calls, [])
+})
+
+t.test('learn leaves unprivileged binds to the kernel, and records SO_REUSEPORT on a privileged one', async t => {
+  const high = await learn(['--', fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '8087'])
+  t.equal(high.code, 0, high.stderr)
+  t.match(high.stderr, /stx-probe exited with status 0/)
+  t.same(rule(high.stdout).calls, [], 'port 8087 needs no privilege')
+  const low = await learn(['--', fx.probe, 'bind', 'inet6', 'dgram', '::1', '81', 'reuseport'])
+  t.equal(low.code, 0, low.stderr)
+  t.match(low.stderr, /stx-probe exited with status 0/)
+  t.same(rule(low.stdout).calls.map(c => c.kind === 'bind' && { name: c.name, families: c.families, types: c.types, addresses: c.addresses, reusePort: c.reusePort }),
+    [{ name: 'port-81', families: [10], types: [2], addresses: ['::1'], reusePort: true }])
+})
+
 t.test('learn on a program that needs no privilege: no section as root, and it says so', async t => {
   const file = outFile()
   const r = await learn(['-o', file, '--', '/bin/true'])

@@ -140,19 +140,29 @@ export function mergeRule(file: string, base: string, entries: Entry[], p: { pat
   addUser(rule, p.user, lines, edits);
 
   const kept = entries.filter((e) => e.answer.act === 'root' && e.answer.keep && e.count > 0);
-  const headers = new Set(kept.filter((e) => e.call.kind === 'header').map((e) => socketKey((e.call as { socket: SocketCall }).socket)));
+  // Header options seen on a socket kind: its section gets header-included = allow, with their counts.
+  const headers = new Map<string, string[]>();
+  for (const e of kept) {
+    if (e.call.kind !== 'header') continue;
+    const key = socketKey(e.call.socket);
+    headers.set(key, [...(headers.get(key) ?? []), `; learn: seen ${times(e.count)}: ${describeCall(e.call)}`]);
+  }
 
   for (const e of kept) {
     const c = e.call;
     if (c.kind === 'socket') {
       const existing = matchSocket(rule, c.domain, c.type, c.protocol);
-      const wantsHeader = headers.has(callKey(c));
+      const headerLines = headers.get(callKey(c)) ?? [];
       if (existing) {
         addCount(edits, header(existing.at), e.count, [describeCall(c)]);
-        if (wantsHeader && !existing.headerIncluded) edits.insertAfter(header(existing.at), 'header-included = allow');
+        if (headerLines.length > 0 && !existing.headerIncluded) {
+          for (const l of [...headerLines, 'header-included = allow']) edits.insertAfter(header(existing.at), l);
+        }
       } else {
         const name = uniqueName(sectionBase(c), taken);
-        edits.append([`[socket.${name}]`, countLine(e.count, [describeCall(c)]), ...socketLines(c, wantsHeader)]);
+        const keys = socketLines(c, false).filter((l) => l !== 'header-included = allow');
+        const included = headerLines.length > 0 || keys.length < socketLines(c, false).length;
+        edits.append([`[socket.${name}]`, countLine(e.count, [describeCall(c)]), ...keys, ...headerLines, ...(included ? ['header-included = allow'] : [])]);
       }
     } else if (c.kind === 'bind') {
       const existing = matchBind(rule, c.family, c.type, c.address, c.port);
