@@ -306,6 +306,7 @@ t.test('--ask through a terminal: permit always, deny, deny with an errno', asyn
     t.match(screen, /1 packets transmitted, 1 received/)
     t.match(screen, /ping exited with status 0/)
     t.match(screen, /\[exit 0\]/)
+    t.match(screen, /^--- 127\.0\.0\.1 ping statistics ---$/m, 'the terminal is left as it was (no raw mode: lines start at the margin)')
     t.same(sockets(rule(text)), sockets(shippedPing).filter(s => s.domain === 2))
   })
 
@@ -326,10 +327,24 @@ t.test('--ask through a terminal: permit always, deny, deny with an errno', asyn
     t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: denied with EACCES/m)
   })
 
+  await t.test('Ctrl-C on the terminal stops the program, and the rule is written', async t => {
+    const file = outFile()
+    const term = await terminal(t, socket, [tree.client, 'learn', '--ask', '-u', user.name, '-o', file, '--', fx.ping, '-4', '-i0.2', '127.0.0.1'])
+    await term.waitFor(question)
+    await term.type('a')
+    await term.waitFor(/icmp_seq=2 /)
+    await term.press('C-c')
+    const screen = await term.waitFor(/\[exit \d+\]/)
+    t.match(screen, /packets transmitted, \d+ received/, 'ping got SIGINT and printed its statistics')
+    t.match(screen, /ping exited with status 0/)
+    t.match(screen, /\[exit 0\]/)
+    t.same(rule(readFileSync(file, 'utf8')).calls.map(c => c.name), ['icmp'])
+  })
+
   await t.test('permit once: ping works, and the rule does not grant it', async t => {
     const { screen, text } = await ask(['p'])
     t.match(screen, /1 received/)
     t.same(rule(text).calls, [])
-    t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: permitted once as root$/m)
+    t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: permitted as root for that run only$/m)
   })
 })

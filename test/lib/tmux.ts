@@ -14,6 +14,8 @@ export interface Terminal {
   waitFor(re: RegExp, timeoutMs?: number): Promise<string>
   /** Types `text` and Enter. */
   type(text: string): Promise<void>
+  /** Presses a key by tmux's name for it, e.g. C-c. */
+  press(key: string): Promise<void>
 }
 
 let sessions = 0
@@ -43,6 +45,10 @@ export async function terminal(t: TapLike, socket: string, argv: string[]): Prom
       const r = await tmux('send-keys', '-t', name, '-l', text)
       if (r.code !== 0) throw new Error(`tmux send-keys: ${r.stderr}`)
       await tmux('send-keys', '-t', name, 'Enter')
+    },
+    async press(key) {
+      const r = await tmux('send-keys', '-t', name, key)
+      if (r.code !== 0) throw new Error(`tmux send-keys ${key}: ${r.stderr}`)
     },
   }
 }

@@ -172,7 +172,7 @@ async function learn(argv: string[], opts: { user?: string; output?: string; mer
     let policy: Policy = GRANT_ALL;
     if (opts.ask) {
       try {
-        asker = new TerminalAsker(basename(p.path), () => forward.to('SIGINT'));
+        asker = new TerminalAsker(basename(p.path));
       } catch (e) {
         if (e instanceof NoTerminal) throw new LearnFailure(e.message);
         throw e;

@@ -21,7 +21,7 @@ export class TerminalAsker implements Policy {
   private queue: Promise<unknown> = Promise.resolve();
 
   /** Opens the controlling terminal; NoTerminal when there is none. */
-  constructor(private readonly program: string, onInterrupt: () => void) {
+  constructor(private readonly program: string) {
     let inFd: number, outFd: number;
     try {
       inFd = openSync('/dev/tty', 'r');
@@ -32,9 +32,13 @@ export class TerminalAsker implements Policy {
     }
     this.input = new ReadStream(inFd);
     this.output = new WriteStream(outFd);
-    this.rl = createInterface({ input: this.input, output: this.output, terminal: true });
-    // Ctrl-C while a question waits: for the program, as it would be without the question.
-    this.rl.on('SIGINT', onInterrupt);
+    // Not `terminal`: that would put the terminal in raw mode for the whole
+    // run, and the program shares it (its output would lose its carriage
+    // returns, Ctrl-C its signal). The terminal's own line editing serves,
+    // and Ctrl-C reaches learn as SIGINT, which passes it to the program.
+    this.rl = createInterface({ input: this.input, output: this.output, terminal: false });
+    // Read the terminal only while a question waits: the program may read it too.
+    this.rl.pause();
   }
 
   decide(call: LearnedCall): Promise<Answer> {
@@ -50,7 +54,10 @@ export class TerminalAsker implements Policy {
   }
 
   private question(text: string): Promise<string> {
-    return new Promise((resolve) => this.rl.question(text, (a) => resolve(a.trim())));
+    return new Promise((resolve) => this.rl.question(text, (a) => {
+      this.rl.pause();
+      resolve(a.trim());
+    }));
   }
 
   private async ask(call: LearnedCall): Promise<Answer> {

@@ -243,7 +243,7 @@ function mergeOptions(rule: ProgramRule, entries: Entry[], lines: string[], edit
 function answerComment(e: Entry): string {
   const what = `; ${describeCall(e.call)}, seen ${times(e.count)}: `;
   switch (e.answer.act) {
-    case 'root': return `${what}permitted once as root`;
+    case 'root': return `${what}permitted as root for that run only`;
     case 'deny': return `${what}denied (the broker's answer: the kernel refuses it with the user's rights)`;
     case 'errno': return `${what}denied with ${errnoName(e.answer.errno)} (the broker answers with the kernel's own refusal: a rule cannot choose the errno of a call it does not grant)`;
   }
