@@ -100,7 +100,10 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
       base = { file: merge, text };
     } else {
       const pin = runsCodeItIsGiven(path) ? argsValue(args) : undefined;
-      if (pin && pin.loose.length > 0) say(`note: args = ${pin.text}: * stands for ${pin.loose.map((a) => JSON.stringify(a)).join(', ')}, which the rule grammar cannot write`);
+      if (pin && pin.loose.length > 0) {
+        say(`note: args = ${pin.text}: * stands for ${pin.loose.map((a) => JSON.stringify(a)).join(', ')}, which the rule grammar cannot write; `
+          + '* allows any argument there (to an interpreter: any code), so run a root-owned script instead');
+      }
       base = {
         file: output ?? '<standard output>',
         text: newRuleText({ path, user: user.name, sha256: digest, args: pin?.text, origin: `learned by stx-elevate learn, running ${[path, ...args].join(' ')} as ${user.name}` }),

@@ -10,7 +10,7 @@
  * written), that grants exactly the calls the admin kept, with the
  * arguments seen, and names exactly one program.
  */
-import { matchBind, matchSetsockopt, matchSocket, setsockoptRulesFor } from '../../broker/rules/match.js';
+import { matchArgs, matchBind, matchSetsockopt, matchSocket, setsockoptRulesFor } from '../../broker/rules/match.js';
 import type { ProgramRule, SetsockoptRule } from '../../broker/rules/model.js';
 import { parseRuleFile } from '../../broker/rules/parse.js';
 import { privilegedOption } from '../../broker/rules/names.js';
@@ -131,6 +131,10 @@ export function mergeRule(file: string, base: string, entries: Entry[], p: { pat
   if (rule.path !== p.path) throw new RuleFileError(`${file} is the rule for ${rule.path}, not for ${p.path}`);
   if (rule.sha256 && rule.sha256 !== p.sha256) {
     throw new RuleFileError(`${file} pins sha256 = ${rule.sha256}, but ${p.path} now hashes to ${p.sha256}: the binary changed; learn anew, or update the pin first`);
+  }
+  if (rule.args && !matchArgs(rule, p.args)) {
+    throw new RuleFileError(`${file} pins args = ${rule.args.text}, and this run's arguments (${p.args.join(' ') || 'none'}) do not match: `
+      + 'the broker would refuse this run under it; learn with arguments it allows, or change args first');
   }
   const lines = base.replace(/\n$/, '').split('\n');
   const edits = new Edits(lines);

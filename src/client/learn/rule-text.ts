@@ -99,8 +99,15 @@ function probeSection(call: SocketCall | BindCall | SetsockoptCall): string[] {
 export function grantable(call: LearnedCall): string | undefined {
   if (call.kind === 'header') return undefined;
   const text = ['[program]', 'path = /learn/probe', 'users = *', '', ...probeSection(call), ''].join('\n');
-  const { errors } = parseRuleFile('learn', text);
-  return errors.length > 0 ? errors.map((e) => e.message).join('; ') : undefined;
+  const { program, errors } = parseRuleFile('learn', text);
+  if (errors.length > 0 || !program) return errors.map((e) => e.message).join('; ');
+  // The section must say exactly this call: a comma in an interface name, for one, would read as a list.
+  const [section] = program.calls;
+  if (call.kind === 'setsockopt' && 'interface' in call.value
+    && !(section.kind === 'setsockopt' && section.interfaces?.length === 1 && section.interfaces[0] === call.value.interface)) {
+    return `the interface name ${JSON.stringify(call.value.interface)} cannot be written in a rule`;
+  }
+  return undefined;
 }
 
 // ---- [program] ---------------------------------------------------------------

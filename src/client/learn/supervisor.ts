@@ -221,7 +221,8 @@ export class LearningSupervisor {
     const kind = socketKind(fd);
     if (!kind || (kind.domain !== AF_INET && kind.domain !== AF_INET6)) return 'continue';
     if (kind.type !== SOCK_STREAM && kind.type !== SOCK_DGRAM) return 'continue'; // raw sockets have no ports
-    const data = readProcessMemory(target.tid, n.args[1], Number(BigInt.asUintN(32, n.args[2])));
+    const data = readOnce(target, n.args[1], Number(BigInt.asUintN(32, n.args[2])));
+    if (!data) return 'continue'; // unreadable: the kernel's EFAULT
     const addr = decodeInetSockaddr(data);
     if (!addr || addr.family !== kind.domain) return 'continue';
     const nsFd = socketNetns(fd);
@@ -269,8 +270,8 @@ export class LearningSupervisor {
     const isDevice = level === SOL_SOCKET && name === SO_BINDTODEVICE;
     const len = Math.min(optlen, isDevice ? IFNAMSIZ - 1 : 4);
     if (len === 0 || (!isDevice && len < 4 && level === SOL_SOCKET)) return 'continue'; // the kernel's EINVAL
-    const data = readProcessMemory(target.tid, n.args[3], len);
-    if (data.length !== len) return 'continue'; // the kernel's EFAULT
+    const data = readOnce(target, n.args[3], len);
+    if (!data || data.length !== len) return 'continue'; // the kernel's EFAULT
     const value = optionValue(data, level, isDevice);
     const nsFd = socketNetns(fd);
     let needs: boolean;
@@ -386,6 +387,19 @@ function optionValue(data: Buffer, level: number, isDevice: boolean): OptionValu
   }
   if (data.length >= 4) return { int: data.readUInt32LE(0) };
   return { int: level === SOL_IP ? data[0] : level === SOL_IPV6 ? 0 : data[0] };
+}
+
+/**
+ * `len` bytes of the program's memory, read once into learn's own copy
+ * (what is acted on); undefined if they cannot be read.
+ */
+function readOnce(target: Target, address: bigint, len: number): Buffer | undefined {
+  try {
+    return readProcessMemory(target.tid, address, len);
+  } catch (e) {
+    if (e instanceof SysError) return undefined;
+    throw e;
+  }
 }
 
 /** A NUL-terminated path from the program's memory, for a note; undefined if unreadable. */
