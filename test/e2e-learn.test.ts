@@ -2,7 +2,7 @@
 // the rules it writes are exact, pass check, and work under a real broker.
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { request } from 'node:http'
 import { join } from 'node:path'
@@ -269,6 +269,16 @@ t.test('--merge keeps a hand-written rule as written, and adds the learned user'
   t.match(text, /\[socket\.v4\]\n; learn: seen 1 time: socket\(inet, raw, icmp\)\n; the admin's note\n/)
 })
 
+t.test('--merge refuses a rule whose args pin would refuse this run, before running anything', async t => {
+  const python = realpathSync(PYTHON3)
+  const file = outFile()
+  writeFileSync(file, ['[program]', `path = ${python}`, `users = ${user.name}`, 'args = -m http.server 80 --bind 127.0.0.1', ''].join('\n'))
+  const r = await learn(['--merge', file, '--', PYTHON3, '-c', 'print("ran")'])
+  t.equal(r.code, 1)
+  t.match(r.stderr, /pins args = -m http\.server 80 --bind 127\.0\.0\.1, and this run's arguments \(-c print\("ran"\)\) do not match/)
+  t.notMatch(r.stderr, /^ran$/m, 'the program did not run')
+})
+
 t.test('--merge refuses a file for another program, before running anything', async t => {
   const file = outFile()
   writeFileSync(file, ['[program]', 'path = /usr/bin/true', 'users = *', ''].join('\n'))
@@ -339,6 +349,24 @@ t.test('--ask through a terminal: permit always, deny, deny with an errno', asyn
     t.match(screen, /ping exited with status 0/)
     t.match(screen, /\[exit 0\]/)
     t.same(rule(readFileSync(file, 'utf8')).calls.map(c => c.name), ['icmp'])
+  })
+
+  await t.test('the same call again reuses the answer: one question for two sockets, while the program reads the same terminal', async t => {
+    const file = outFile()
+    const term = await terminal(t, socket, [tree.client, 'learn', '--ask', '-u', user.name, '-o', file, '--', fx.probe, 'raw-lines'])
+    await sleep(300) // let the probe wait for its first line
+    await term.type('4')
+    await term.waitFor(question)
+    await term.type('a')
+    await term.waitFor(/"n":1,"raw4":\d+/)
+    await term.type('4')
+    await term.waitFor(/"n":2,"raw4":\d+/)
+    await term.press('C-d')
+    const screen = await term.waitFor(/\[exit \d+\]/)
+    t.equal((screen.match(/asks for socket\(inet, raw, icmp\)/g) ?? []).length, 1, 'asked once')
+    t.match(screen, /stx-probe exited with status 0/)
+    const text = readFileSync(file, 'utf8')
+    t.match(text, /^; learn: seen 2 times: socket\(inet, raw, icmp\)$/m)
   })
 
   await t.test('permit once: ping works, and the rule does not grant it', async t => {
