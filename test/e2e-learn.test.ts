@@ -68,6 +68,19 @@ t.test('learn refuses to learn as root, and a user that does not exist', async t
   t.match(nobody.stderr, /no user no-such-user-stx in the password database/)
 })
 
+t.test('learn says why it could not start the program: no exec group, a working directory the user cannot enter', async t => {
+  const group = await learn(['--exec-group', 'no-such-group-stx', '--', '/bin/true'])
+  t.equal(group.code, 1)
+  t.match(group.stderr, /could not start \/usr\/bin\/true: group no-such-group-stx does not exist; create it with: groupadd --system no-such-group-stx/)
+  const private_ = tree.path('learn-private')
+  mkdirSync(private_, { recursive: true })
+  chmodSync(private_, 0o700)
+  const cwd = await runRoot([tree.client, 'learn', '-u', user.name, '--', '/bin/true'], { env: rootEnv(), cwd: private_ })
+  t.equal(cwd.code, 1)
+  t.match(cwd.stderr, new RegExp(`could not start /usr/bin/true: .*fchdir.*Permission denied \\(${user.name} cannot enter the current directory ${private_}; run learn from one it can\\)`))
+  t.equal(cwd.stdout, '', 'no rule')
+})
+
 t.test('learn on ping: the shipped rule\'s raw ICMP and ICMPv6 sockets, and ping works under it through a broker', async t => {
   const r = await learn(['--', fx.ping, '-c1', '-W2', '127.0.0.1'])
   t.equal(r.code, 0, `learn exits 0; stderr: ${r.stderr}`)

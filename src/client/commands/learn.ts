@@ -190,7 +190,11 @@ async function learn(argv: string[], opts: { user?: string; output?: string; mer
     try {
       status = await run(p, learned, { execGroup: opts.execGroup, timeout: opts.timeout, stdout: p.output ? 1 : 2 }, (f) => { forward.to = f; });
     } catch (e) {
-      if (e instanceof LaunchError) throw new LearnFailure(`could not start ${p.path}: ${e.message}`);
+      if (e instanceof LaunchError) {
+        // The launcher enters the working directory as the user, as the broker's does with the client's.
+        const hint = /fchdir/.test(e.message) ? ` (${p.user.name} cannot enter the current directory ${process.cwd()}; run learn from one it can)` : '';
+        throw new LearnFailure(`could not start ${p.path}: ${e.message}${hint}`);
+      }
       throw e;
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
