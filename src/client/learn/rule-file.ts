@@ -141,7 +141,7 @@ export function mergeRule(file: string, base: string, entries: Entry[], p: { pat
   const taken = new Set(rule.calls.map((c) => c.name));
   const header = (at: { line: number }): number => at.line - 1;
 
-  addUser(rule, p.user, lines, edits);
+  addUser(rule, p.user, edits);
 
   const kept = entries.filter((e) => e.answer.act === 'root' && e.answer.keep && e.count > 0);
   // Header options seen on a socket kind: its section gets header-included = allow, with their counts.
@@ -190,7 +190,7 @@ export function mergeRule(file: string, base: string, entries: Entry[], p: { pat
 }
 
 /** The learned user joins users (unless every user, or that user, is there already). */
-function addUser(rule: ProgramRule, user: string, lines: string[], edits: Edits): void {
+function addUser(rule: ProgramRule, user: string, edits: Edits): void {
   if (rule.users === '*' || rule.users.includes(user)) return;
   const at = rule.keyLines?.users;
   if (at !== undefined) {
@@ -198,7 +198,6 @@ function addUser(rule: ProgramRule, user: string, lines: string[], edits: Edits)
   } else {
     edits.insertAfter((rule.keyLines?.path ?? rule.at.line) - 1, `users = ${user}`);
   }
-  void lines;
 }
 
 /** setsockopt values: counted where a section allows them, added to the section of their option, or a new section per option. */
