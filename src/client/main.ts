@@ -12,7 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, LEARN_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -33,7 +33,7 @@ type Command = (argv: string[], global: { socket: string }) => number | Promise<
 const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
   check: async () => (await import('./commands/check.js')).checkCommand,
   list: async () => (await import('./commands/list.js')).listCommand,
-  learn: undefined,
+  learn: async () => (await import('./commands/learn.js')).learnCommand,
   watch: undefined,
   scan: async () => (await import('./commands/scan.js')).scanCommand,
   strip: async () => (await import('./commands/strip.js')).stripCommand,
@@ -61,7 +61,8 @@ async function main(): Promise<void> {
       + `${LIST_USAGE}\n`
       + `${SCAN_USAGE}\n`
       + `${STRIP_USAGE}\n`
-      + `${RESTORE_USAGE}\n\n`
+      + `${RESTORE_USAGE}\n`
+      + `${LEARN_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })

@@ -96,6 +96,8 @@ const f = {
   openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
   memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
   getpwuid_r: libc.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t len, void *result)'),
+  getpwnam_r: libc.func('int getpwnam_r(const char *name, void *pwd, void *buf, size_t len, void *result)'),
+  getgrouplist: libc.func('int getgrouplist(const char *user, uint32_t group, void *groups, void *ngroups)'),
   getgrnam_r: libc.func('int getgrnam_r(const char *name, void *grp, void *buf, size_t len, void *result)'),
   getgrgid_r: libc.func('int getgrgid_r(uint32_t gid, void *grp, void *buf, size_t len, void *result)'),
   shutdown: libc.func('int shutdown(int fd, int how)'),
@@ -549,6 +551,25 @@ function nssLookup(call: string, lookup: (entry: bigint, buf: bigint, len: numbe
 export function getpwuid(uid: number): Passwd | undefined {
   const at = nssLookup(`getpwuid_r(${uid})`, (e, b, n, r) => f.getpwuid_r(uid, e, b, n, r));
   return at === undefined ? undefined : decodePasswd(at);
+}
+
+export function getpwnam(name: string): Passwd | undefined {
+  const at = nssLookup(`getpwnam_r(${name})`, (e, b, n, r) => f.getpwnam_r(name, e, b, n, r));
+  return at === undefined ? undefined : decodePasswd(at);
+}
+
+/** Most groups getgrouplist reports (NGROUPS_MAX is 65536; the scratch room holds this many). */
+const MAX_GROUPS = 4096;
+
+/** The groups `user` is in by the group database, `gid` (its primary group) first: what initgroups(3) would set. */
+export function groupsOf(user: string, gid: number): number[] {
+  const list = A.io, count = A.small;
+  arena.writeInt32LE(MAX_GROUPS, count);
+  if (f.getgrouplist(user, gid, ptr(list), ptr(count)) < 0) {
+    throw new Error(`getgrouplist(${user}): more than ${MAX_GROUPS} groups`);
+  }
+  const n = arena.readInt32LE(count);
+  return Array.from({ length: n }, (_, i) => arena.readUInt32LE(list + 4 * i));
 }
 
 export function getgrnamGid(name: string): number | undefined {
