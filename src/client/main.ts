@@ -13,6 +13,7 @@ import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
 import { CHECK_USAGE, LIST_USAGE, SCAN_USAGE } from './commands/usage.js';
+import { WATCH_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -34,7 +35,7 @@ const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
   check: async () => (await import('./commands/check.js')).checkCommand,
   list: async () => (await import('./commands/list.js')).listCommand,
   learn: undefined,
-  watch: undefined,
+  watch: async () => (await import('./commands/watch.js')).watchCommand,
   scan: async () => (await import('./commands/scan.js')).scanCommand,
   strip: undefined,
   restore: undefined,
@@ -59,7 +60,8 @@ async function main(): Promise<void> {
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
       + `${CHECK_USAGE}\n`
       + `${LIST_USAGE}\n`
-      + `${SCAN_USAGE}\n\n`
+      + `${SCAN_USAGE}\n`
+      + `${WATCH_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })

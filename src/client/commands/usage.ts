@@ -2,3 +2,4 @@
 export const CHECK_USAGE = 'stx-elevate check [--rules DIR] [FILE...]';
 export const LIST_USAGE = 'stx-elevate [--socket PATH] list [--json]';
 export const SCAN_USAGE = 'stx-elevate scan [--rules DIR] [--json] [ROOT...]';
+export const WATCH_USAGE = 'stx-elevate [--socket PATH] watch [--json] [--user USER] [--program PROGRAM]';
