@@ -280,3 +280,16 @@ t.test('human format: no control character of a record reaches the terminal', as
   t.notMatch(humanLine({ time: 't', event: 'refuse', call: { name: 'run', args: { path: '/x\u001b' } }, reason: 'r\u001b', errno: 'E\u001b' }),
     /[\u0000-\u001f]/)
 })
+
+t.test('the man pages document watch, its options, the watch group and the watcher limits', async t => {
+  const { readFileSync } = await import('node:fs')
+  const page = (name: string) => readFileSync(new URL(`../man/${name}`, import.meta.url), 'utf8')
+  const client = page('stx-elevate.1')
+  t.match(client, /^\.B watch$/m)
+  for (const option of ['user', 'program']) t.match(client, new RegExp(`^\\.BI \\\\-\\\\-${option} " ${option}"$`, 'm'))
+  const broker = page('stx-elevated.8')
+  t.match(broker, /^\.SH WATCHING$/m)
+  for (const option of ['watch\\\\-group " name"', 'max\\\\-watchers\\\\-per\\\\-user " n"', 'max\\\\-watchers " n"']) {
+    t.match(broker, new RegExp(`^\\.BI \\\\-\\\\-${option}$`, 'm'), option)
+  }
+})
