@@ -9,11 +9,9 @@ import {
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
   MAX_MESSAGE, ProtocolError, decodeBrokerMessage, encode,
-  type BrokerMessage, type Dropped, type ForwardedSignal, type Programs, type ProtocolFailure, type Refused, type WatchedEvent,
+  type BrokerMessage, type ForwardedSignal, type Programs, type ProtocolFailure, type Refused,
 } from '../shared/protocol.js';
-
-/** What a watch gets, in order: `watching` (or refused/error, then the end), then events and drop notices. */
-export type WatchMessage = BrokerMessage & { type: 'watching' | 'refused' | 'error' } | WatchedEvent | Dropped;
+import type { Dropped, WatchedEvent } from '../shared/protocol.js';
 
 export class BrokerConnection {
   private watch?: FdWatch;
@@ -187,3 +185,6 @@ export class BrokerConnection {
     else closeQuietly(this.fd);
   }
 }
+
+/** What a watch gets, in order: `watching` (or refused/error, then the end), then events and drop notices. */
+export type WatchMessage = BrokerMessage & { type: 'watching' | 'refused' | 'error' } | WatchedEvent | Dropped;
