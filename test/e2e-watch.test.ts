@@ -8,7 +8,8 @@
 import t from 'tap'
 import { readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
 import { startBroker, type Broker } from './lib/broker.js'
-import { PYTHON3, SUPP_GROUP } from './lib/paths.js'
+import { dirname } from 'node:path'
+import { PYTHON3, SAFE_PATH, SUPP_GROUP } from './lib/paths.js'
 import { pingRule, probeRule } from './lib/rules.js'
 import { escapeRe, jsonLine, runAs, sleep, spawnAs, type RunningAs } from './lib/run.js'
 import { rawClient as rawClientAs, type RawResult } from './lib/raw-client.js'
@@ -40,7 +41,8 @@ async function waitForStderr(run: RunningAs, re: RegExp, timeoutMs = 15_000): Pr
 
 /** `stx-elevate watch ARGS` as `who`, once the broker has said "watching"; killed in teardown. */
 async function watcher(t: { teardown(fn: () => unknown): void }, who: TestUser, b: Broker, ...args: string[]): Promise<RunningAs> {
-  const run = spawnAs(who, e.client(b.socket, 'watch', ...args))
+  // the probe's directory on PATH: --program may name it
+  const run = spawnAs(who, e.client(b.socket, 'watch', ...args), { env: { PATH: `${dirname(fx.probe)}:${SAFE_PATH}` } })
   t.teardown(() => run.kill('SIGKILL'))
   await waitForStderr(run, ACK)
   return run
@@ -102,6 +104,7 @@ t.test('filters: --user (name or uid) and --program see only their records, chos
   const byOther = await watcher(t, user, b, '--json', '--user', other.name)
   const byUid = await watcher(t, user, b, '--json', '--user', String(user.uid))
   const byProbe = await watcher(t, user, b, '--json', '--program', fx.probe)
+  const byName = await watcher(t, user, b, '--json', '--program', 'stx-probe')
   t.equal((await runAs(user, e.client(b.socket, fx.probe, 'raw4'))).code, 0)
   t.equal((await runAs(user, e.client(b.socket, fx.ping, '-c1', '127.0.0.1'))).code, 0)
   t.equal((await runAs(other, e.client(b.socket, fx.probe, 'raw4'))).code, 1, 'no rule for the other user')
@@ -126,6 +129,8 @@ t.test('filters: --user (name or uid) and --program see only their records, chos
   t.ok(probes.every(a => a.program === fx.probe || (a.call?.args as { path?: string })?.path === fx.probe), '--program: that program\'s records only')
   t.ok(probes.some(a => a.uid === other.uid && a.event === 'refuse'), 'the other user\'s refused run of it too')
   t.notOk(probes.some(a => a.program === fx.ping), 'nothing of ping')
+  await waitForRecord(byName, a => a.event === 'exit' && a.session === lastExit.session, 'the last exit')
+  t.strictSame(records(byName), probes, '--program NAME: looked up in PATH, the same records')
 })
 
 t.test('a user outside the watch group is refused: one line, status 1, and a refuse record', async t => {
