@@ -6,3 +6,4 @@ export const STRIP_USAGE = 'stx-elevate strip [--dry-run] [--no-shim] [--rules D
   + '       stx-elevate strip --reapply [--state-dir DIR]';
 export const RESTORE_USAGE = 'stx-elevate restore [--dry-run] [--state-dir DIR] PATH...';
 export const LEARN_USAGE = 'stx-elevate learn [-u USER] [-o FILE] [--merge FILE] [--force] [--ask] [--timeout SECONDS] -- PROGRAM [ARGS...]';
+export const WATCH_USAGE = 'stx-elevate [--socket PATH] watch [--json] [--user USER] [--program PROGRAM]';
