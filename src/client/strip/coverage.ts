@@ -67,6 +67,6 @@ export function findCoverage(path: string, binarySha256: string, rulesDir: strin
       : `${shippedDir} (shipped)`;
   throw new Refusal(`${path}: no rule covers it: no file in ${installed.rules.dir} (installed) or ${shippedNote} `
     + `has a [program] with path = ${path}. Without one, the broker cannot give the program what its privilege gave it. `
-    + `Write a rule for it in ${installed.rules.dir} (see elevation.d(5)), check it with stx-elevate check, and strip again `
-    + '(stx-elevate learn, which will write a rule from a run of the program, is not available yet)');
+    + `Learn one from a run of the program (stx-elevate learn -u USER -o ${installed.rules.dir}/NAME.conf -- ${path} ARGS...) `
+    + `or write one (see elevation.d(5)), check it with stx-elevate check, and strip again`);
 }
