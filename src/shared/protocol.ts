@@ -60,6 +60,17 @@ export function encode(message: ClientMessage | BrokerMessage): Buffer {
 
 type Json = Record<string, unknown>;
 
+/**
+ * A client's value named in a refusal: a JSON literal for a primitive, the
+ * kind for an array or object. JSON.stringify of a value nested tens of
+ * thousands deep (a datagram holds that many brackets) overflows the stack.
+ */
+function quote(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return JSON.stringify(value) ?? String(value);
+}
+
 function parseObject(data: Buffer): Json {
   if (data.length === 0) throw new ProtocolError('empty message');
   if (data.length > MAX_MESSAGE) throw new ProtocolError(`message exceeds ${MAX_MESSAGE} bytes`);
@@ -73,7 +84,7 @@ function parseObject(data: Buffer): Json {
     throw new ProtocolError('message is not a JSON object');
   }
   const obj = value as Json;
-  if (obj.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${JSON.stringify(obj.v)}; expected ${PROTOCOL_VERSION}`);
+  if (obj.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${quote(obj.v)}; expected ${PROTOCOL_VERSION}`);
   if (typeof obj.type !== 'string') throw new ProtocolError('message has no type');
   return obj;
 }
