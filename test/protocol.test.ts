@@ -13,3 +13,19 @@ t.test('a version nested 60000 deep is a ProtocolError naming its kind, not a st
       new ProtocolError('unsupported protocol version an object; expected 1'))
   }
 })
+
+t.test('a refusal quotes at most 64 characters of a client string: a whole one made the answer too big to send', async t => {
+  const long = 'x'.repeat(130_000)
+  const cut = `"${'x'.repeat(64)}"…`
+  const cases: Array<[string, string]> = [
+    [`{"v":"${long}","type":"list"}`, `unsupported protocol version ${cut}; expected 1`],
+    [`{"v":1,"type":"${long}"}`, `unknown message type ${cut}`],
+    [`{"v":1,"type":"list","${long}":1}`, `unexpected key ${cut} in list message`],
+    [`{"v":1,"type":"run","path":"/x","argv":["x"],"env":{"${long}":1}}`, `env entry ${cut} is not NAME=string`],
+  ]
+  for (const [text, message] of cases) t.throws(() => decodeClientMessage(Buffer.from(text)), new ProtocolError(message))
+  t.throws(() => decodeBrokerMessage(Buffer.from(`{"v":1,"type":"programs","uid":1,"user":null,"programs":[{"path":"/x","args":null,"calls":[],"${long}":1}],"omitted":0}`)),
+    new ProtocolError(`unexpected key ${cut} in a listed program`))
+  t.throws(() => decodeClientMessage(Buffer.from(`{"v":1,"type":"${'x'.repeat(64)}"}`)),
+    new ProtocolError(`unknown message type "${'x'.repeat(64)}"`), '64 characters are quoted whole')
+})

@@ -60,14 +60,20 @@ export function encode(message: ClientMessage | BrokerMessage): Buffer {
 
 type Json = Record<string, unknown>;
 
+/** How much of a client's string a refusal quotes. */
+const QUOTED_CHARS = 64;
+
 /**
- * A client's value named in a refusal: a JSON literal for a primitive, the
- * kind for an array or object. JSON.stringify of a value nested tens of
- * thousands deep (a datagram holds that many brackets) overflows the stack.
+ * A client's value named in a refusal: a JSON literal for a primitive (a
+ * string's first QUOTED_CHARS characters, then "…"), the kind for an array
+ * or object. The refusal goes back in one datagram and into the audit: a
+ * whole 128 KiB value made the answer too big to send. JSON.stringify of a
+ * value nested tens of thousands deep overflows the stack.
  */
 function quote(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object' && value !== null) return 'an object';
+  if (typeof value === 'string' && value.length > QUOTED_CHARS) return `${JSON.stringify(value.slice(0, QUOTED_CHARS))}…`;
   return JSON.stringify(value) ?? String(value);
 }
 
@@ -91,7 +97,7 @@ function parseObject(data: Buffer): Json {
 
 function exactKeys(obj: Json, keys: readonly string[]): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in ${String(obj.type)} message`);
+    if (!keys.includes(k)) throw new ProtocolError(`unexpected key ${quote(k)} in ${String(obj.type)} message`);
   }
   for (const k of keys) {
     if (!(k in obj)) throw new ProtocolError(`${String(obj.type)} message lacks ${JSON.stringify(k)}`);
@@ -119,7 +125,7 @@ function environment(value: unknown): Record<string, string> {
   const env: Record<string, string> = Object.create(null);
   for (const [k, v] of entries) {
     if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || !noNul(v)) {
-      throw new ProtocolError(`env entry ${JSON.stringify(k)} is not NAME=string`);
+      throw new ProtocolError(`env entry ${quote(k)} is not NAME=string`);
     }
     env[k] = v;
   }
@@ -150,7 +156,7 @@ export function decodeClientMessage(data: Buffer): ClientMessage {
       exactKeys(obj, ['v', 'type']);
       return { v: 1, type: 'list' };
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+      throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
 }
 
@@ -191,7 +197,7 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
       return { v: 1, type: 'programs', uid: obj.uid, user: obj.user as string | null, programs: listedPrograms(obj.programs), omitted: obj.omitted };
     }
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+      throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
 }
 
@@ -202,7 +208,7 @@ function listedPrograms(value: unknown): ListedProgram[] {
     if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new ProtocolError('a listed program must be an object');
     const entry = p as Json;
     for (const k of Object.keys(entry)) {
-      if (k !== 'path' && k !== 'args' && k !== 'calls') throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in a listed program`);
+      if (k !== 'path' && k !== 'args' && k !== 'calls') throw new ProtocolError(`unexpected key ${quote(k)} in a listed program`);
     }
     if (!isPath(entry.path)) throw new ProtocolError('a listed program\'s path must be an absolute path');
     const args = entry.args;
