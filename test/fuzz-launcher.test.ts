@@ -58,7 +58,7 @@ t.test('control: the harness reaches the end of a parse from the seeds, and an a
 
 t.test(`libFuzzer on the launcher's command line for ${SECONDS} s: no crash, leak, undefined behaviour or broken plan`, async t => {
   const seed = fuzzSeed()
-  t.comment(`libFuzzer -seed=${seed} -max_total_time=${SECONDS} (replay: FUZZ_SEED=${seed} FUZZ_SECONDS=${SECONDS})`)
+  t.comment(`libFuzzer -seed=${seed} -max_total_time=${SECONDS} (again: FUZZ_SEED=${seed} FUZZ_SECONDS=${SECONDS}; a crash input is printed below)`)
   const r = await runRoot([
     FUZZER, `-seed=${seed >>> 0}`, `-max_total_time=${SECONDS}`, '-timeout=10', '-rss_limit_mb=2048', '-print_final_stats=1',
     `-dict=${join(NATIVE, 'fuzz', 'launch-args.dict')}`, `-artifact_prefix=${work}/`, corpus, seeds,
