@@ -16,7 +16,7 @@ import { readAudit, type AuditRecord } from './lib/audit.js'
 import { startBroker, type Broker } from './lib/broker.js'
 import { fixturesSrc, PYTHON3 } from './lib/paths.js'
 import { sleep } from './lib/proc.js'
-import { clientDatagram, jsonText, validRun } from './lib/protocol-arbitraries.js'
+import { Arr, Obj, clientDatagram, jsonText, validRun, validSignal } from './lib/protocol-arbitraries.js'
 import { pingRule, probeRule } from './lib/rules.js'
 import { jsonLine, runAs } from './lib/run.js'
 import { setupE2E } from './lib/setup.js'
@@ -68,7 +68,25 @@ function plan (seed: number, datagrams: number, kinds: fc.Arbitrary<Connection>)
   return out
 }
 
-const lockstep: fc.Arbitrary<Connection> = steps(1, 4).map(s => ({ mode: 'lockstep' as const, steps: s }))
+const base64 = (m: Obj): string => Buffer.from(jsonText(m)).toString('base64')
+
+/**
+ * A probe that holds for a second (its stdin an eventfd, never readable)
+ * after a brokered raw socket, then datagrams while it runs: mostly valid
+ * signals, which end it, and fuzz.
+ */
+const holding: fc.Arbitrary<Connection> = fc.array(fc.oneof(
+  { weight: 2, arbitrary: validSignal.map(m => ({ data: base64(m), fds: [] as string[] })) },
+  { weight: 1, arbitrary: steps(1, 1).map(s => s[0]) },
+), { minLength: 1, maxLength: 4 }).map(s => ({
+  mode: 'lockstep' as const,
+  steps: [{ data: base64(new Obj([['v', 1], ['type', 'run'], ['path', fx.probe], ['argv', new Arr([fx.probe, 'hold', '1'])], ['env', new Obj([])]])), fds: ['eventfd', 'null', 'null', 'cwd'] }, ...s],
+}))
+
+const lockstep: fc.Arbitrary<Connection> = fc.oneof(
+  { weight: 4, arbitrary: steps(1, 4).map(s => ({ mode: 'lockstep' as const, steps: s })) },
+  { weight: 1, arbitrary: holding },
+)
 const mixed: fc.Arbitrary<Connection> = fc.oneof(
   { weight: 3, arbitrary: steps(1, 6).map(s => ({ mode: 'burst' as const, steps: s })) },
   { weight: 2, arbitrary: steps(2, MAX_SESSIONS + 3).map(s => ({ mode: 'parallel' as const, steps: s })) },
@@ -187,6 +205,9 @@ t.test('lockstep: each datagram answered as the decoder says, each refusal recor
   t.notOk(replies.some(m => /^internal error/.test(m.reason ?? '')), 'no internal error answered')
   const audit = await eventually(() => readAudit(b.audit),
     recs => recs.filter(a => a.event === 'client-rejected' && a.pid === r.pid).length >= errors.length, 5000)
+  const events: Record<string, number> = {}
+  for (const a of audit) events[a.event ?? '?'] = (events[a.event ?? '?'] ?? 0) + 1
+  t.comment(`audit records so far: ${JSON.stringify(events)}`)
   const mine = (a: AuditRecord): boolean => a.pid === r.pid || a.client?.pid === r.pid
   const rejected = audit.filter(a => a.event === 'client-rejected' && a.pid === r.pid)
   t.strictSame(sorted(rejected.map(a => a.reason)), sorted([...errors, ...refused.filter(m => quotaReason.test(m.reason ?? ''))].map(m => m.reason)),
