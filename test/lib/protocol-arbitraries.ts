@@ -193,13 +193,26 @@ export function byteMutated (data: fc.Arbitrary<Buffer>): fc.Arbitrary<Buffer> {
 const text = (o: J): Buffer => Buffer.from(jsonText(o))
 
 /**
+ * Bytes as printable ASCII, the rest as \xNN: safe in a test's name (a
+ * raw newline, CR or NEL there breaks the TAP stream).
+ */
+export function ascii (b: Buffer): string {
+  return b.toString('latin1').replace(/[^\x20-\x7e]|\\/g, c => (c === '\\' ? '\\\\' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`))
+}
+
+/** A value as JSON, every character outside printable ASCII escaped (U+2028 and U+2029 end a TAP line too). */
+export function asciiJson (v: unknown): string {
+  return (JSON.stringify(v) ?? 'undefined').replace(/[^\x20-\x7e]/g, c => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/**
  * The datagram as fast-check prints a counterexample: a literal when it is
  * small, else its size and beginning (replay the seed and path for all of it).
  */
 export function printable (b: Buffer): Buffer {
   const show = b.length <= 512
-    ? `Buffer.from(${JSON.stringify(b.toString('base64'))}, 'base64') /* ${JSON.stringify(b.toString('latin1'))} */`
-    : `/* ${b.length} bytes: */ ${JSON.stringify(b.subarray(0, 160).toString('latin1'))}…`
+    ? `Buffer.from(${JSON.stringify(b.toString('base64'))}, 'base64') /* ${ascii(b)} */`
+    : `/* ${b.length} bytes: */ ${ascii(b.subarray(0, 160))}…`
   return Object.defineProperty(b, fc.toStringMethod, { value: () => show })
 }
 
