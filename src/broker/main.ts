@@ -16,6 +16,7 @@ import { MemoryReader } from './seccomp/memread.js';
 import { loadRules } from './rules/load.js';
 import type { RuleSet } from './rules/model.js';
 import { Server } from './server.js';
+import { Watchers } from './watchers.js';
 
 const log = pino({ base: null, name: 'stx-elevated' }, pino.destination({ dest: 2, sync: true }));
 
@@ -23,6 +24,9 @@ function die(message: string, status = 1): never {
   process.stderr.write(`stx-elevated: ${message}\n`);
   process.exit(status);
 }
+
+/** Who besides root may watch the audit stream: like adm reading /var/log. */
+const DEFAULT_WATCH_GROUP = 'adm';
 
 /** sysexits.h EX_CONFIG: invalid rules, at start and for --check. */
 const EX_CONFIG = 78;
@@ -77,6 +81,8 @@ function limitsFrom(argv: Record<string, unknown>): Limits {
     idleMs: seconds('idle-timeout'),
     refusalLimit: count('refusal-limit'),
     readDeadlineMs: seconds('read-timeout'),
+    watchersPerUser: count('max-watchers-per-user'),
+    watchers: count('max-watchers'),
   };
 }
 
@@ -130,6 +136,9 @@ function main(): void {
     .option('idle-timeout', { type: 'number', default: DEFAULT_LIMITS.idleMs / 1000, describe: 'seconds a connection may stay without a request' })
     .option('refusal-limit', { type: 'number', default: DEFAULT_LIMITS.refusalLimit, describe: 'refused calls after which a session is killed' })
     .option('read-timeout', { type: 'number', default: DEFAULT_LIMITS.readDeadlineMs / 1000, describe: 'seconds a read of a program\'s memory may run before its session is killed' })
+    .option('watch-group', { type: 'string', default: DEFAULT_WATCH_GROUP, describe: 'group whose members (besides root) may watch the audit stream (stx-elevate watch)' })
+    .option('max-watchers-per-user', { type: 'number', default: DEFAULT_LIMITS.watchersPerUser, describe: 'connections of one user watching the audit stream' })
+    .option('max-watchers', { type: 'number', default: DEFAULT_LIMITS.watchers, describe: 'connections watching the audit stream, all users together' })
     .option('check', { type: 'boolean', default: false, describe: 'validate the rules and exit: 0 valid, 78 invalid (starts nothing)' })
     .strict()
     .version(false)
@@ -144,6 +153,11 @@ function main(): void {
   const execGid = getgrnamGid(argv['exec-group']);
   if (execGid === undefined) die(`group ${argv['exec-group']} does not exist; create it with: groupadd --system ${argv['exec-group']}`);
   checkLauncher();
+  const watchers = new Watchers(argv['watch-group'], (m) => log.warn(m));
+  audit.listen((time, event, fields) => watchers.publish(time, event, fields));
+  if (getgrnamGid(watchers.group) === undefined) {
+    log.warn(`the watch group ${watchers.group} does not exist: only root may watch the audit stream (stx-elevate watch)`);
+  }
   let rules = load(argv.rules, audit) ?? die(`refusing to start: the rules in ${argv.rules} are invalid`, EX_CONFIG);
   const cgroups = argv.cgroups ? sessionCgroups() : undefined;
   let server: Server;
@@ -156,6 +170,7 @@ function main(): void {
       log: (m) => log.warn(m),
       limits,
       reader: new MemoryReader(limits.readDeadlineMs, MemoryReader.capFor(threadPoolSize())),
+      watchers,
     });
   } catch (e) {
     void cgroups?.close(0); // the subtree is still empty: removed at once

@@ -4,21 +4,41 @@
  */
 import { openSync } from 'node:fs';
 import {
-  AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, connectUnix, recvmsg, sendmsg, socket,
+  AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, SysError, closeQuietly, connectUnix, recvmsg, sendmsg, socket, strerror,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
   MAX_MESSAGE, ProtocolError, decodeBrokerMessage, encode,
   type BrokerMessage, type ForwardedSignal, type Programs, type ProtocolFailure, type Refused,
 } from '../shared/protocol.js';
+import type { Dropped, WatchedEvent } from '../shared/protocol.js';
+
+/** sizeof(sockaddr_un.sun_path) less its NUL. */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * One line saying why connect() failed, in the same words as
+ * native/stx-run.c: which socket, and for no listener at all, that the
+ * broker is not running and how to start it.
+ */
+export function unreachable(socketPath: string, e: unknown): string {
+  const at = `cannot reach the broker at ${socketPath}`;
+  if (!(e instanceof SysError)) return `${at}: ${(e as Error).message}`;
+  if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+    return `${at}: ${strerror(e.errno)}: the stx-elevated broker is not running (start it with: systemctl start stx-elevated)`;
+  }
+  return `${at}: ${strerror(e.errno)}`;
+}
 
 export class BrokerConnection {
   private watch?: FdWatch;
+  private closed = false;
 
   private constructor(private readonly fd: number) {}
 
   /** Connect; throws SysError (ENOENT, ECONNREFUSED, EACCES...) when there is no broker. */
   static connect(socketPath: string): BrokerConnection {
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) throw new Error(`the socket path is longer than ${MAX_SOCKET_PATH} bytes`);
     const fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     try {
       connectUnix(fd, socketPath);
@@ -98,28 +118,96 @@ export class BrokerConnection {
     });
   }
 
+  /**
+   * Ask for the broker's live audit stream. `onMessage` gets the answer
+   * (`watching`, or `refused`/`error`), then, after `watching`, each
+   * `event` and `dropped` message, and null when the broker closed; a
+   * message out of that order rejects with ProtocolError through `onError`,
+   * as does a failed receive.
+   */
+  watchAudit(user: string | null, program: string | null, onMessage: (m: WatchMessage | null) => void, onError: (e: Error) => void): void {
+    try {
+      sendmsg(this.fd, encode({ v: 1, type: 'watch', user, program }));
+    } catch (e) {
+      const why = this.queuedMessage();
+      this.close();
+      if (why?.type === 'refused' || why?.type === 'error') return onMessage(why);
+      return onError(e as Error);
+    }
+    let answered = false;
+    const fail = (e: Error): void => {
+      this.close();
+      onError(e);
+    };
+    this.watch = new FdWatch(this.fd, READABLE, () => {
+      for (;;) {
+        let m;
+        try {
+          const got = recvmsg(this.fd, MAX_MESSAGE, 0);
+          if (!got) return;
+          got.fds.forEach(closeQuietly);
+          if (got.data.length === 0) {
+            this.close();
+            return onMessage(null);
+          }
+          m = decodeBrokerMessage(got.data);
+        } catch (e) {
+          return fail(e as Error);
+        }
+        const expected = answered ? ['event', 'dropped'] : ['watching', 'refused', 'error'];
+        if (!expected.includes(m.type)) {
+          return fail(new ProtocolError(`unexpected ${m.type} message ${answered ? 'in the audit stream' : 'in answer to watch'}`));
+        }
+        answered = true;
+        onMessage(m as WatchMessage);
+        if (this.closed) return; // onMessage ended the watch
+      }
+    });
+  }
+
   signal(signal: ForwardedSignal): void {
     sendmsg(this.fd, encode({ v: 1, type: 'signal', signal }));
   }
 
-  /** Every broker message in order; `null` when the broker closed the connection. */
-  listen(onMessage: (m: BrokerMessage | null) => void): void {
+  /**
+   * Every broker message in order; `null` when the broker closed the
+   * connection. A message that does not decode (ProtocolError) or a failed
+   * receive (SysError) closes the connection and goes to onError.
+   */
+  listen(onMessage: (m: BrokerMessage | null) => void, onError: (e: Error) => void): void {
     this.watch = new FdWatch(this.fd, READABLE, () => {
       for (;;) {
-        const got = recvmsg(this.fd, MAX_MESSAGE, 0);
-        if (!got) return;
-        got.fds.forEach(closeQuietly);
-        if (got.data.length === 0) {
+        let m: BrokerMessage | null;
+        try {
+          const got = recvmsg(this.fd, MAX_MESSAGE, 0);
+          if (!got) return;
+          got.fds.forEach(closeQuietly);
+          if (got.truncated) throw new ProtocolError(`message exceeds ${MAX_MESSAGE} bytes`);
+          m = got.data.length === 0 ? null : decodeBrokerMessage(got.data);
+        } catch (e) {
+          // ECONNRESET: the broker closed with a message of ours unread (a
+          // signal we forwarded as the program ended). The kernel reports
+          // that once, before what the broker sent last (its exit message),
+          // so read on.
+          if (e instanceof SysError && e.code === 'ECONNRESET') continue;
+          this.close();
+          return onError(e as Error);
+        }
+        if (m === null) {
           this.close();
           return onMessage(null);
         }
-        onMessage(decodeBrokerMessage(got.data));
+        onMessage(m);
       }
     });
   }
 
   close(): void {
+    this.closed = true;
     if (this.watch) this.watch.close();
     else closeQuietly(this.fd);
   }
 }
+
+/** What a watch gets, in order: `watching` (or refused/error, then the end), then events and drop notices. */
+export type WatchMessage = BrokerMessage & { type: 'watching' | 'refused' | 'error' } | WatchedEvent | Dropped;

@@ -3,16 +3,16 @@
  * and exit 1 (usage errors 2); otherwise it exits with the program's status.
  *
  * `stx-elevate WORD ...` runs the program WORD unless WORD is one of the
- * command names below, which are reserved (also those not implemented
- * yet, so that a program never changes meaning with an upgrade);
- * `stx-elevate -- WORD ...` always runs a program.
+ * command names below, which are reserved (a new command is a change of
+ * meaning for scripts that run a program of its name: say so in the
+ * release notes); `stx-elevate -- WORD ...` always runs a program.
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, LIST_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, LEARN_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE, WATCH_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -22,7 +22,7 @@ function fail(message: string, status: number): never {
 }
 
 /**
- * Command names; undefined: reserved, not available yet. A command gets
+ * Command names. A command gets
  * the arguments after its name and the options before it, prints its own
  * failures, and gives the exit status.
  */
@@ -30,14 +30,14 @@ type Command = (argv: string[], global: { socket: string }) => number | Promise<
 
 /* Loaded on use: running a program (the common case, every second from
  * scripts) should not pay for the rule parser that `check` loads. */
-const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
+const COMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import('./commands/check.js')).checkCommand,
   list: async () => (await import('./commands/list.js')).listCommand,
-  learn: undefined,
-  watch: undefined,
-  scan: undefined,
-  strip: undefined,
-  restore: undefined,
+  learn: async () => (await import('./commands/learn.js')).learnCommand,
+  watch: async () => (await import('./commands/watch.js')).watchCommand,
+  scan: async () => (await import('./commands/scan.js')).scanCommand,
+  strip: async () => (await import('./commands/strip.js')).stripCommand,
+  restore: async () => (await import('./commands/restore.js')).restoreCommand,
 };
 
 /** Where a command name stands in args: the first word that is not an option (or --socket's value), before any "--". */
@@ -58,7 +58,12 @@ async function main(): Promise<void> {
     .scriptName('stx-elevate')
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
       + `${CHECK_USAGE}\n`
-      + `${LIST_USAGE}\n\n`
+      + `${LIST_USAGE}\n`
+      + `${SCAN_USAGE}\n`
+      + `${STRIP_USAGE}\n`
+      + `${RESTORE_USAGE}\n`
+      + `${LEARN_USAGE}\n`
+      + `${WATCH_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
@@ -70,9 +75,7 @@ async function main(): Promise<void> {
     .parseSync();
   if (at !== undefined) {
     const name = all[at];
-    const load = COMMANDS[name];
-    if (!load) fail(`${name} is not available yet; to run a program named ${name}, write stx-elevate -- ${name}`, 2);
-    const command = await load();
+    const command = await COMMANDS[name]();
     process.exit(await command(all.slice(at + 1), { socket: socketPath(parsed.socket) }));
   }
   const [program, ...args] = parsed._.map(String);

@@ -16,19 +16,36 @@ export const MAX_MESSAGE = 131072;
 export const RUN_FDS = 4;
 export const MAX_ARGS = 4096;
 export const MAX_ENV = 1024;
+/** An environment variable's name, as both sides accept it. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * Clients leave out longer values (in UTF-8 bytes): the broker keeps only
+ * short ones anyway (src/broker/environment.ts), and they would crowd argv
+ * out of MAX_MESSAGE.
+ */
+export const MAX_ENV_VALUE = 4096;
 /** A `programs` answer lists at most this many programs, each with at most MAX_LISTED_CALLS calls. */
 export const MAX_LISTED_PROGRAMS = 4096;
 export const MAX_LISTED_CALLS = 1024;
 /** Longest description of one call, or of an argument pattern, in a `programs` answer. */
 export const MAX_CALL_TEXT = 1024;
 export const MAX_PATH = 4095;
+/** Longest `user` filter of a watch request: a user name, or a uid in decimal. */
+export const MAX_WATCH_USER = 256;
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 export type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
 
 export interface RunRequest { v: 1; type: 'run'; path: string; argv: string[]; env: Record<string, string> }
 export interface SignalRequest { v: 1; type: 'signal'; signal: ForwardedSignal }
 export interface ListRequest { v: 1; type: 'list' }
-export type ClientMessage = RunRequest | SignalRequest | ListRequest;
+/**
+ * Ask for the broker's live audit stream. The filters narrow it (null:
+ * any): `user` a user name, or a uid in decimal; `program` an absolute
+ * path as the rules name it. A filter, not an identity: who asks still
+ * comes from the kernel.
+ */
+export interface WatchRequest { v: 1; type: 'watch'; user: string | null; program: string | null }
+export type ClientMessage = RunRequest | SignalRequest | ListRequest | WatchRequest;
 
 export interface Started { v: 1; type: 'started'; pid: number }
 export interface Refused { v: 1; type: 'refused'; reason: string }
@@ -46,7 +63,17 @@ export interface ListedProgram { path: string; args: string | null; calls: strin
  * how many more there were than one message holds.
  */
 export interface Programs { v: 1; type: 'programs'; uid: number; user: string | null; programs: ListedProgram[]; omitted: number }
-export type BrokerMessage = Started | Refused | Exited | ProtocolFailure | Programs;
+/** The answer to `watch`: from now on, `event` and `dropped` messages until either side closes. */
+export interface Watching { v: 1; type: 'watching' }
+/**
+ * One audit record, with the fields of its line in the audit log (at least
+ * `time` and `event`; the others as doc/CONTRACTS.md lists them per event).
+ */
+export interface WatchedRecord { time: string; event: string; [field: string]: unknown }
+export interface WatchedEvent { v: 1; type: 'event'; record: WatchedRecord }
+/** `count` records were not sent to this watcher: it did not read them fast enough. */
+export interface Dropped { v: 1; type: 'dropped'; count: number }
+export type BrokerMessage = Started | Refused | Exited | ProtocolFailure | Programs | Watching | WatchedEvent | Dropped;
 
 export class ProtocolError extends Error {}
 
@@ -108,6 +135,18 @@ const noNul = (s: string): boolean => !s.includes('\0');
 const isPath = (s: unknown): s is string => typeof s === 'string' && s.startsWith('/') && noNul(s) && s.length <= MAX_PATH;
 const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
 
+/**
+ * A watch request's `user` filter: a uid in decimal (up to 4294967294), or
+ * a name as useradd accepts one (no control character, colon, comma,
+ * slash or white space, not starting with "-"), at most MAX_WATCH_USER
+ * characters.
+ */
+export function isWatchUser(s: unknown): s is string {
+  if (typeof s !== 'string' || s.length === 0 || s.length > MAX_WATCH_USER) return false;
+  if (/^[0-9]+$/.test(s)) return s.length <= 10 && Number(s) < 0xffffffff;
+  return !s.startsWith('-') && !/[\x00-\x1f\x7f:,/\s]/.test(s);
+}
+
 function stringArray(value: unknown, what: string, max: number): string[] {
   if (!Array.isArray(value) || !value.every((s) => typeof s === 'string' && noNul(s))) {
     throw new ProtocolError(`${what} must be an array of strings without NUL`);
@@ -124,7 +163,7 @@ function environment(value: unknown): Record<string, string> {
   if (entries.length > MAX_ENV) throw new ProtocolError(`env has ${entries.length} entries; the limit is ${MAX_ENV}`);
   const env: Record<string, string> = Object.create(null);
   for (const [k, v] of entries) {
-    if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || !noNul(v)) {
+    if (typeof v !== 'string' || !ENV_NAME.test(k) || !noNul(v)) {
       throw new ProtocolError(`env entry ${quote(k)} is not NAME=string`);
     }
     env[k] = v;
@@ -155,6 +194,14 @@ export function decodeClientMessage(data: Buffer): ClientMessage {
     case 'list':
       exactKeys(obj, ['v', 'type']);
       return { v: 1, type: 'list' };
+    case 'watch': {
+      exactKeys(obj, ['v', 'type', 'user', 'program']);
+      if (!(obj.user === null || isWatchUser(obj.user))) {
+        throw new ProtocolError(`watch user must be null, a user name or a uid (at most ${MAX_WATCH_USER} characters)`);
+      }
+      if (!(obj.program === null || isPath(obj.program))) throw new ProtocolError('watch program must be null or an absolute path');
+      return { v: 1, type: 'watch', user: obj.user, program: obj.program };
+    }
     default:
       throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
@@ -196,6 +243,22 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
       if (!isCount(obj.omitted)) throw new ProtocolError('programs.omitted must be a count');
       return { v: 1, type: 'programs', uid: obj.uid, user: obj.user as string | null, programs: listedPrograms(obj.programs), omitted: obj.omitted };
     }
+    case 'watching':
+      exactKeys(obj, ['v', 'type']);
+      return { v: 1, type: 'watching' };
+    case 'event': {
+      exactKeys(obj, ['v', 'type', 'record']);
+      const record = obj.record;
+      if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new ProtocolError('event.record must be an object');
+      const { time, event } = record as Json;
+      if (typeof time !== 'string' || time === '') throw new ProtocolError('event.record.time must be a string');
+      if (typeof event !== 'string' || event === '') throw new ProtocolError('event.record.event must be a string');
+      return { v: 1, type: 'event', record: record as WatchedRecord };
+    }
+    case 'dropped':
+      exactKeys(obj, ['v', 'type', 'count']);
+      if (!isCount(obj.count) || obj.count === 0) throw new ProtocolError('dropped.count must be a positive count');
+      return { v: 1, type: 'dropped', count: obj.count };
     default:
       throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }

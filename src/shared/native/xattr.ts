@@ -21,10 +21,16 @@ const ENODATA = 61;
 /** Large enough for any security.capability value (24 bytes today). */
 const MAX_VALUE = 4096;
 
+/*
+ * One buffer for every read (the calls are synchronous): scan reads the
+ * attribute of every file of a tree, and a fresh zeroed 4 KiB each time
+ * cost a third of that. Over 64 bytes, so koffi's address of it is stable.
+ */
+const scratch = Buffer.alloc(MAX_VALUE);
+
 function read(call: string, get: (buf: Buffer) => number | bigint): Buffer | null {
-  const buf = Buffer.alloc(MAX_VALUE);
-  const n = Number(get(buf));
-  if (n >= 0) return Buffer.from(buf.subarray(0, n));
+  const n = Number(get(scratch));
+  if (n >= 0) return Buffer.from(scratch.subarray(0, n));
   const errno = koffi.errno();
   if (errno === ENODATA) return null;
   throw new SysError(call, errno);
