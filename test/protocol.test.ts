@@ -29,3 +29,15 @@ t.test('a refusal quotes at most 64 characters of a client string: a whole one m
   t.throws(() => decodeClientMessage(Buffer.from(`{"v":1,"type":"${'x'.repeat(64)}"}`)),
     new ProtocolError(`unknown message type "${'x'.repeat(64)}"`), '64 characters are quoted whole')
 })
+
+t.test('a watched record is JSON the audit log could hold: no 1e309 (Infinity), no nesting past 8 levels', async t => {
+  const event = (record: string) => decodeBrokerMessage(Buffer.from(`{"v":1,"type":"event","record":${record}}`))
+  const ok = '{"time":"2026-01-01T00:00:00.000Z","event":"grant","call":{"name":"bind","args":{"addr":{"port":80}}},"pids":[1,2]}'
+  t.same(event(ok).type, 'event', 'a record as the broker writes it')
+  const refusal = new ProtocolError('event.record must be JSON as the audit log writes it: finite numbers, nested at most 8 deep')
+  t.throws(() => event('{"time":"t","event":"e","x":1e309}'), refusal)
+  t.throws(() => event('{"time":"t","event":"e","x":[-1e309]}'), refusal)
+  t.throws(() => event(`{"time":"t","event":"e","x":${deepArray(20_000)}}`), refusal)
+  t.same(event(`{"time":"t","event":"e","x":${deepArray(7)}}`).type, 'event', '8 levels, the record counted')
+  t.throws(() => event(`{"time":"t","event":"e","x":${deepArray(8)}}`), refusal, '9 levels')
+})

@@ -253,6 +253,9 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
       const { time, event } = record as Json;
       if (typeof time !== 'string' || time === '') throw new ProtocolError('event.record.time must be a string');
       if (typeof event !== 'string' || event === '') throw new ProtocolError('event.record.event must be a string');
+      if (!isRecordValue(record, 0)) {
+        throw new ProtocolError(`event.record must be JSON as the audit log writes it: finite numbers, nested at most ${MAX_RECORD_DEPTH} deep`);
+      }
       return { v: 1, type: 'event', record: record as WatchedRecord };
     }
     case 'dropped':
@@ -262,6 +265,22 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
     default:
       throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
+}
+
+/** How deep a watched record's values nest at most (the broker's nest 3: call.args.*). */
+const MAX_RECORD_DEPTH = 8;
+
+/**
+ * A record's value as the audit log could hold it. JSON.parse gives
+ * Infinity for 1e309, which JSON cannot write back, and a record nested
+ * tens of thousands deep overflows JSON.stringify (the client prints
+ * records with it).
+ */
+function isRecordValue(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value !== 'object' || depth >= MAX_RECORD_DEPTH) return false;
+  return Object.values(value).every((v) => isRecordValue(v, depth + 1));
 }
 
 function listedPrograms(value: unknown): ListedProgram[] {
