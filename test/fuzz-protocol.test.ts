@@ -10,7 +10,7 @@ import fc from 'fast-check'
 import assert from 'node:assert/strict'
 import {
   FORWARDED_SIGNALS, MAX_ARGS, MAX_CALL_TEXT, MAX_ENV, MAX_LISTED_CALLS, MAX_LISTED_PROGRAMS, MAX_MESSAGE, MAX_PATH,
-  ProtocolError, decodeBrokerMessage, decodeClientMessage, encode, type BrokerMessage, type ClientMessage,
+  ProtocolError, decodeBrokerMessage, decodeClientMessage, encode, isWatchUser, type BrokerMessage, type ClientMessage,
 } from '../src/shared/protocol.js'
 import { brokerDatagram, clientDatagram } from './lib/protocol-arbitraries.js'
 import { Slowest, fuzzParams } from './lib/fuzz.js'
@@ -52,6 +52,12 @@ function checkClient (data: Buffer, m: ClientMessage): void {
     assert.equal(m.path, p.path)
     assert.deepEqual(m.argv, p.argv)
     assert.deepEqual(env, Object.entries(p.env as Json))
+  } else if (m.type === 'watch') {
+    keysAre(m, ['v', 'type', 'user', 'program'])
+    assert.ok(m.user === null || isWatchUser(m.user), 'user null, a name or a uid')
+    assert.ok(m.program === null || isPath(m.program), 'program null or an absolute path')
+    assert.equal(m.user, p.user)
+    assert.equal(m.program, p.program)
   } else if (m.type === 'signal') {
     keysAre(m, ['v', 'type', 'signal'])
     assert.ok(FORWARDED_SIGNALS.includes(m.signal))
@@ -97,6 +103,20 @@ function checkBroker (data: Buffer, m: BrokerMessage): void {
       }
       assert.deepEqual(m.programs, p.programs)
       break
+    case 'watching':
+      keysAre(m, ['v', 'type'])
+      break
+    case 'event':
+      keysAre(m, ['v', 'type', 'record'])
+      assert.ok(typeof m.record === 'object' && m.record !== null && !Array.isArray(m.record))
+      assert.ok(typeof m.record.time === 'string' && m.record.time !== '' && typeof m.record.event === 'string' && m.record.event !== '')
+      assert.deepEqual(m.record, p.record)
+      break
+    case 'dropped':
+      keysAre(m, ['v', 'type', 'count'])
+      assert.ok(Number.isSafeInteger(m.count) && m.count > 0)
+      assert.equal(m.count, p.count)
+      break
     default:
       assert.fail(`decoded an unknown type: ${JSON.stringify(m)}`)
   }
@@ -108,7 +128,8 @@ function asWritten (v: unknown): unknown {
   if (Array.isArray(v)) return v.map(asWritten)
   if (typeof v !== 'object' || v === null) return v
   const out = Object.create(Object.getPrototypeOf(v) as object | null) as Json
-  for (const [k, x] of Object.entries(v)) out[k] = asWritten(x)
+  // defineProperty: a "__proto__" key JSON.parse made an own property stays one
+  for (const [k, x] of Object.entries(v)) Object.defineProperty(out, k, { value: asWritten(x), enumerable: true, writable: true, configurable: true })
   return out
 }
 
@@ -176,5 +197,5 @@ t.test('the generators reach every outcome (else the fuzz proves little)', async
     counts[kind] = (counts[kind] ?? 0) + 1
   }
   t.comment(`client datagrams: ${JSON.stringify(counts)}`)
-  for (const kind of ['run', 'signal', 'list', 'refused']) t.ok((counts[kind] ?? 0) >= 20, `${kind}: ${counts[kind] ?? 0} of 2000`)
+  for (const kind of ['run', 'signal', 'list', 'watch', 'refused']) t.ok((counts[kind] ?? 0) >= 20, `${kind}: ${counts[kind] ?? 0} of 2000`)
 })

@@ -108,6 +108,10 @@ export function validRun (program?: string): fc.Arbitrary<Obj> {
 
 export const validSignal: fc.Arbitrary<Obj> = fc.constantFrom(...FORWARDED_SIGNALS).map(s => new Obj([['v', 1], ['type', 'signal'], ['signal', s]]))
 export const validList: fc.Arbitrary<Obj> = fc.constant(new Obj([['v', 1], ['type', 'list']]))
+export const validWatch: fc.Arbitrary<Obj> = fc.tuple(
+  fc.oneof(fc.constant(null), fc.constantFrom('stxtest', 'root', '0', '1001', '4294967294', '4294967295', '-x', 'a b', 'a:b'), weirdString),
+  fc.oneof(fc.constant(null), absPath, weirdString),
+).map(([user, program]) => new Obj([['v', 1], ['type', 'watch'], ['user', user], ['program', program]]))
 
 // ---- structure-level mutations -----------------------------------------------------------
 
@@ -221,7 +225,7 @@ export function printable (b: Buffer): Buffer {
  * run, signal or list mutated. `program`: as for validRun.
  */
 export function clientDatagram (program?: string): fc.Arbitrary<Buffer> {
-  const message = fc.oneof({ weight: 3, arbitrary: validRun(program) }, validSignal, validList)
+  const message = fc.oneof({ weight: 3, arbitrary: validRun(program) }, validSignal, validList, validWatch)
   return fc.oneof(
     { weight: 2, arbitrary: fc.uint8Array({ maxLength: 300 }).map(a => Buffer.from(a)) },
     { weight: 2, arbitrary: fc.jsonValue().map(v => Buffer.from(JSON.stringify(v) ?? 'null')) },
@@ -252,6 +256,10 @@ export function brokerDatagram (): fc.Arbitrary<Buffer> {
       programs: fc.array(program, { maxLength: 3 }),
       omitted: fc.nat(),
     }).map(p => new Obj([['v', 1], ['type', 'programs'], ['uid', p.uid], ['user', p.user], ['programs', new Arr(p.programs)], ['omitted', p.omitted]])),
+    fc.constant(new Obj([['v', 1], ['type', 'watching']])),
+    fc.tuple(fc.constantFrom('launch', 'grant', 'refuse', 'exit', 'kill', 'client-rejected'), fc.array(fc.tuple(weirdKey, anyJson), { maxLength: 4 }))
+      .map(([event, fields]) => new Obj([['v', 1], ['type', 'event'], ['record', new Obj([['time', '2026-01-01T00:00:00.000Z'], ['event', event], ...fields])]])),
+    fc.oneof(fc.nat(), fc.constantFrom(...EDGE_NUMBERS).map(t => new Num(t))).map(count => new Obj([['v', 1], ['type', 'dropped'], ['count', count]])),
   )
   return fc.oneof(
     { weight: 2, arbitrary: fc.uint8Array({ maxLength: 300 }).map(a => Buffer.from(a)) },
