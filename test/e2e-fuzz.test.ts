@@ -221,9 +221,9 @@ t.test('lockstep: each datagram answered as the decoder says, each refusal recor
   const rejected = audit.filter(a => a.event === 'client-rejected' && a.pid === r.pid)
   t.strictSame(sorted(rejected.map(a => a.reason)), sorted([...errors, ...refused.filter(m => quotaReason.test(m.reason ?? ''))].map(m => m.reason)),
     'a client-rejected record for each error and quota answer, and none else')
-  const refusedRuns = audit.filter(a => a.event === 'refuse' && mine(a) && a.call?.name === 'run')
+  const refusedRuns = audit.filter(a => a.event === 'refuse' && mine(a) && ['run', 'watch'].includes(a.call?.name ?? ''))
   t.strictSame(sorted(refusedRuns.map(a => a.reason)), sorted(refused.filter(m => !quotaReason.test(m.reason ?? '')).map(m => m.reason)),
-    'a refuse record for each refused run, and none else')
+    'a refuse record for each refused run or watch, and none else')
   t.equal(audit.filter(a => a.event === 'launch' && a.client?.pid === r.pid).length, replies.filter(m => m.type === 'started').length,
     'a launch record for each started')
   t.ok(b.alive(), 'the broker is still running')
