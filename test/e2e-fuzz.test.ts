@@ -165,7 +165,7 @@ const b = await startBroker(t, tree, {
 
 let baselineFds = 0
 
-t.test('control: before the fuzz, the broker serves ping and the probe; its fd count is the baseline', async t => {
+t.test('before the fuzz, the broker serves ping and the probe; its fd count is the baseline', async t => {
   const ping = await runAs(user, e.client(b.socket, fx.ping, '-c1', '-W2', '127.0.0.1'))
   t.equal(ping.code, 0, `ping -c1 127.0.0.1 through the broker (stderr: ${ping.stderr})`)
   const probe = await runAs(user, e.client(b.socket, fx.probe, 'exit', '7'))
