@@ -26,7 +26,7 @@
 import { constants as osConstants } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import {
-  type Passwd, MSG_NOSIGNAL, POLLIN, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal,
+  type Passwd, MSG_NOSIGNAL, POLLHUP, POLLIN, POLLRDHUP, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal,
   pollNow, recvmsg, sendmsg, shutdown,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE, WRITABLE } from '../shared/native/uvpoll.js';
@@ -148,7 +148,7 @@ export class Session {
       return this.onClientGone(`receive failed: ${(e as Error).message}`);
     }
     if (!got) return;
-    if (got.data.length === 0 && got.fds.length === 0) return this.onClientGone('client closed the connection');
+    if (got.data.length === 0 && got.fds.length === 0 && this.clientHungUp()) return this.onClientGone('client closed the connection');
     // Held from now until their closes return, whatever becomes of the message.
     this.quota.holdFds(got.fds.length);
     const over = this.quota.fdsOver();
@@ -170,6 +170,15 @@ export class Session {
       if (!(e instanceof ProtocolError)) this.ctx.log(`session ${this.id}: ${(e as Error).stack}`);
       this.reject(e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * An empty datagram reads as the close does (0 bytes, no fds); only the
+   * close (or the client's shutdown of its sending side) is a hang-up. The
+   * empty datagram is a malformed message like any other.
+   */
+  private clientHungUp(): boolean {
+    return (pollNow(this.conn.fd, POLLRDHUP) & (POLLHUP | POLLRDHUP)) !== 0;
   }
 
   private send(message: BrokerMessage): void {

@@ -87,6 +87,23 @@ export function encode(message: ClientMessage | BrokerMessage): Buffer {
 
 type Json = Record<string, unknown>;
 
+/** How much of a client's string a refusal quotes. */
+const QUOTED_CHARS = 64;
+
+/**
+ * A client's value named in a refusal: a JSON literal for a primitive (a
+ * string's first QUOTED_CHARS characters, then "…"), the kind for an array
+ * or object. The refusal goes back in one datagram and into the audit: a
+ * whole 128 KiB value made the answer too big to send. JSON.stringify of a
+ * value nested tens of thousands deep overflows the stack.
+ */
+function quote(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  if (typeof value === 'string' && value.length > QUOTED_CHARS) return `${JSON.stringify(value.slice(0, QUOTED_CHARS))}…`;
+  return JSON.stringify(value) ?? String(value);
+}
+
 function parseObject(data: Buffer): Json {
   if (data.length === 0) throw new ProtocolError('empty message');
   if (data.length > MAX_MESSAGE) throw new ProtocolError(`message exceeds ${MAX_MESSAGE} bytes`);
@@ -100,14 +117,14 @@ function parseObject(data: Buffer): Json {
     throw new ProtocolError('message is not a JSON object');
   }
   const obj = value as Json;
-  if (obj.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${JSON.stringify(obj.v)}; expected ${PROTOCOL_VERSION}`);
+  if (obj.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${quote(obj.v)}; expected ${PROTOCOL_VERSION}`);
   if (typeof obj.type !== 'string') throw new ProtocolError('message has no type');
   return obj;
 }
 
 function exactKeys(obj: Json, keys: readonly string[]): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in ${String(obj.type)} message`);
+    if (!keys.includes(k)) throw new ProtocolError(`unexpected key ${quote(k)} in ${String(obj.type)} message`);
   }
   for (const k of keys) {
     if (!(k in obj)) throw new ProtocolError(`${String(obj.type)} message lacks ${JSON.stringify(k)}`);
@@ -147,7 +164,7 @@ function environment(value: unknown): Record<string, string> {
   const env: Record<string, string> = Object.create(null);
   for (const [k, v] of entries) {
     if (typeof v !== 'string' || !ENV_NAME.test(k) || !noNul(v)) {
-      throw new ProtocolError(`env entry ${JSON.stringify(k)} is not NAME=string`);
+      throw new ProtocolError(`env entry ${quote(k)} is not NAME=string`);
     }
     env[k] = v;
   }
@@ -186,7 +203,7 @@ export function decodeClientMessage(data: Buffer): ClientMessage {
       return { v: 1, type: 'watch', user: obj.user, program: obj.program };
     }
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+      throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
 }
 
@@ -236,6 +253,9 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
       const { time, event } = record as Json;
       if (typeof time !== 'string' || time === '') throw new ProtocolError('event.record.time must be a string');
       if (typeof event !== 'string' || event === '') throw new ProtocolError('event.record.event must be a string');
+      if (!isRecordValue(record, 0)) {
+        throw new ProtocolError(`event.record must be JSON as the audit log writes it: finite numbers, nested at most ${MAX_RECORD_DEPTH} deep`);
+      }
       return { v: 1, type: 'event', record: record as WatchedRecord };
     }
     case 'dropped':
@@ -243,8 +263,24 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
       if (!isCount(obj.count) || obj.count === 0) throw new ProtocolError('dropped.count must be a positive count');
       return { v: 1, type: 'dropped', count: obj.count };
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+      throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
+}
+
+/** How deep a watched record's values nest at most (the broker's nest 3: call.args.*). */
+const MAX_RECORD_DEPTH = 8;
+
+/**
+ * A record's value as the audit log could hold it. JSON.parse gives
+ * Infinity for 1e309, which JSON cannot write back, and a record nested
+ * tens of thousands deep overflows JSON.stringify (the client prints
+ * records with it).
+ */
+function isRecordValue(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value !== 'object' || depth >= MAX_RECORD_DEPTH) return false;
+  return Object.values(value).every((v) => isRecordValue(v, depth + 1));
 }
 
 function listedPrograms(value: unknown): ListedProgram[] {
@@ -254,7 +290,7 @@ function listedPrograms(value: unknown): ListedProgram[] {
     if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new ProtocolError('a listed program must be an object');
     const entry = p as Json;
     for (const k of Object.keys(entry)) {
-      if (k !== 'path' && k !== 'args' && k !== 'calls') throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in a listed program`);
+      if (k !== 'path' && k !== 'args' && k !== 'calls') throw new ProtocolError(`unexpected key ${quote(k)} in a listed program`);
     }
     if (!isPath(entry.path)) throw new ProtocolError('a listed program\'s path must be an absolute path');
     const args = entry.args;

@@ -134,6 +134,8 @@ export const CLONE_NEWNET = 0x40000000;
 export const PIDFD_THREAD = 0o200; // O_EXCL: pidfd for a thread id (6.9+)
 export const POLLIN = 0x1;
 export const POLLHUP = 0x10;
+/** The peer shut down its sending side (asked for, unlike POLLHUP). */
+export const POLLRDHUP = 0x2000;
 export const POLLERR = 0x8;
 export const POLLNVAL = 0x20;
 
