@@ -12,7 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, LIST_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, COMPLETION_USAGE, LIST_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -28,11 +28,15 @@ function fail(message: string, status: number): never {
  */
 type Command = (argv: string[], global: { socket: string }) => number | Promise<number>;
 
+/** What yargs's completion script asks with (commands/completion.ts answers). */
+const COMPLETION_KEY = '--get-yargs-completions';
+
 /* Loaded on use: running a program (the common case, every second from
  * scripts) should not pay for the rule parser that `check` loads. */
 const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
   check: async () => (await import('./commands/check.js')).checkCommand,
   list: async () => (await import('./commands/list.js')).listCommand,
+  completion: async () => (await import('./commands/completion.js')).completionCommand,
   learn: undefined,
   watch: undefined,
   scan: undefined,
@@ -53,21 +57,33 @@ function commandAt(args: string[]): number | undefined {
 
 async function main(): Promise<void> {
   const all = hideBin(process.argv);
+  if (all[0] === COMPLETION_KEY) {
+    const { answerCompletion } = await import('./commands/completion.js');
+    process.exit(answerCompletion(all.slice(1), Object.keys(COMMANDS).filter((name) => COMMANDS[name])));
+  }
   const at = commandAt(all);
   const parsed = yargs(at === undefined ? all : all.slice(0, at))
     .scriptName('stx-elevate')
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
       + `${CHECK_USAGE}\n`
-      + `${LIST_USAGE}\n\n`
+      + `${LIST_USAGE}\n`
+      + `${COMPLETION_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
+    // yargs's own --version reads package.json at every start: ours only when asked.
+    .version(false)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
+    .option('version', { type: 'boolean', describe: 'print the version and exit' })
     .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
     .strictOptions()
-    .version(false)
     .help()
     .fail((msg) => fail(`${msg}\nTry 'stx-elevate --help'.`, 2))
     .parseSync();
+  if (parsed.version) {
+    const { packageVersion } = await import('../shared/version.js');
+    process.stdout.write(`stx-elevate ${packageVersion()}\n`);
+    process.exit(0);
+  }
   if (at !== undefined) {
     const name = all[at];
     const load = COMMANDS[name];
