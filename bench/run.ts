@@ -10,9 +10,12 @@
  * programs at once in part 4 (0 skips it); BENCH_SCALE_CALLS (default 20).
  * BENCH_PROFILE=DIR: the broker runs with --cpu-prof into DIR.
  * BENCH_STRACE_BROKER=FILE: first a strace -c of the broker over 2000 socket() calls.
+ * Part 3 runs ping -c1 as a setcap copy, through a shim (a link ping ->
+ * stx-run with a state directory, as `stx-elevate strip` lays it out), through
+ * stx-run by name and through stx-elevate; the shim's target is setcap + 3 ms.
  */
 import { spawn } from 'node:child_process'
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { takeE2ELock } from '../test/lib/lock.js'
 import { ensureTestUsers } from '../test/lib/users.js'
@@ -89,6 +92,16 @@ async function main() {
   copyFileSync('/usr/bin/ping', join(bin, 'ping'))  // a copy has no file capability
   chmodSync(join(bin, 'ping'), 0o755)
   const work = join(bin, 'work'), csup = join(bin, 'csup'), tm = join(bin, 'tm'), ping = join(bin, 'ping')
+  // the setcap baseline: a copy of ping with the file capability Debian gives it (whatever /usr/bin/ping holds now)
+  const setcapPing = join(bin, 'ping-setcap')
+  copyFileSync('/usr/bin/ping', setcapPing); chmodSync(setcapPing, 0o755)
+  await mustRunRoot(['setcap', 'cap_net_raw+ep', setcapPing])
+  // a shim as `stx-elevate strip` lays it out: SHIMS/ping -> stx-run, STATE/shims/ping -> the capability-less copy
+  const shimBin = join(bin, 'shim-bin'), state = join(bin, 'state')
+  mkdirSync(join(state, 'shims'), { recursive: true, mode: 0o755 }); mkdirSync(shimBin, { mode: 0o755 })
+  for (const d of [state, join(state, 'shims'), shimBin]) chmodSync(d, 0o755)
+  symlinkSync(tree.runner, join(shimBin, 'ping'))
+  symlinkSync(ping, join(state, 'shims', 'ping'))
   const scaleClient = join(bin, 'scale-client.mjs')
   copyFileSync(join(repoRoot, 'bench', 'scale-client.mjs'), scaleClient); chmodSync(scaleClient, 0o644)
 
@@ -162,9 +175,29 @@ async function main() {
     }
     // 3. whole process (tm runs each command 5 times; its own fork+exec+wait is in every figure alike)
     const times = (out: string) => out.trim().split('\n').map(l => l.split(' ')).filter(f => f[1] === '0').map(f => Number(f[0]) / 1000)
+    /** a row of wall times, and with `detail` rows of the client's phases (STX_ELEVATE_TIMING=1 lines, one per run) */
+    const phases = (name: string, r: { stdout: string, stderr: string }, detail?: string) => {
+      const walls = times(r.stdout)
+      for (const x of walls) add(name, 'ms', x)
+      if (!detail) return
+      const marks = r.stderr.split('\n').filter(l => l.startsWith('stx-elevate timing:')).map(l => Object.fromEntries(l.slice(20).trim().split(' ').map(kv => { const [k, v] = kv.split('='); return [k, Number(v)] })))
+      marks.forEach((m, i) => {
+        if (walls[i] === undefined) return
+        add(`3  ${detail}: exec, load and teardown (wall - exit mark)`, 'ms', walls[i] - m.exit)
+        add(`3  ${detail}: connect (start to connected)`, 'ms', m.connected - m.loaded)
+        add(`3  ${detail}: launch (connected to started)`, 'ms', m.started - m.connected)
+        add(`3  ${detail}: program runs (started to exit message)`, 'ms', m.exited - m.started)
+        add(`3  ${detail}: exit (exit message to process exit)`, 'ms', m.exit - m.exited)
+      })
+    }
     const T = '5'
     const pingArgs = ['-c1', '-W1', '127.0.0.1']
-    for (const x of times(must(await runAs(user, [tm, T, '/usr/bin/ping', ...pingArgs], { env }), 'setcap ping').stdout)) add('3 setcap ping -c1', 'ms', x)
+    for (const x of times(must(await runAs(user, [tm, T, setcapPing, ...pingArgs], { env }), 'setcap ping').stdout)) add('3 setcap ping -c1', 'ms', x)
+    // the bare name through a shim (stx-run, no node), then stx-run by name, each with its phases
+    const shimEnv = { ...env, STX_ELEVATE_SOCKET: b.socket, STX_ELEVATE_STATE_DIR: state, STX_ELEVATE_TIMING: '1' }
+    const shim = must(await runAs(user, [tm, T, join(shimBin, 'ping'), ...pingArgs], { env: shimEnv }), 'shim ping')
+    phases('3 shim ping -c1 (ping -> stx-run)', shim, 'stx-run')
+    phases('3 stx-run ping -c1', must(await runAs(user, [tm, T, tree.runner, '--socket', b.socket, ping, ...pingArgs], { env: shimEnv }), 'stx-run ping'))
     for (const x of times(must(await runAs(user, [tm, T, process.execPath, '-e', '0'], { env }), 'node -e 0').stdout)) add('3 node -e 0', 'ms', x)
     for (const x of times(must(await runRoot([tm, T, ...asRootCsup(pingBpf, ping, ...pingArgs)]), 'csup ping').stdout)) add('3 C supervisor ping -c1 (root starts it)', 'ms', x)
     for (const x of times(must(await runAs(user, [tm, T, ...client(ping, ...pingArgs)], { env }), 'stx ping').stdout)) add('3 stx-elevate ping -c1', 'ms', x)
@@ -253,13 +286,15 @@ async function runScale(user: { uid: number, gid: number, name: string }, env: R
     const parsed = lines.map(l => parseWork(l, 'scale'))
     const lats = parsed.flatMap(r => r.lats).map(ns => ns / 1000)
     const answered = parsed.reduce((s, r) => s + r.ok, 0)
+    // calls answered with an fd that is not the socket asked for (work.c checks each)
+    const wrong = [...err.matchAll(/socket: (\d+) of \d+ calls returned an fd that is not a raw ICMP socket/g)].reduce((s, m) => s + Number(m[1]), 0)
     const t0s = Math.min(...parsed.map(r => r.t0)), t1s = Math.max(...parsed.map(r => r.t1))
     await sleep(1000)
     const after = await brokerState(brokerPid)
     return {
       programs: count, callsEach: calls, startAllMs: startMs,
       started: result.started, exitStatuses: result.statuses, exited: result.exited, exitedOk: result.ok, failed: result.failed, failures: result.failures,
-      resultLines: lines.length, callsAnswered: answered, callsExpected: count * calls,
+      resultLines: lines.length, callsAnswered: answered, callsExpected: count * calls, wrongAnswers: wrong,
       callsPerSec: answered / ((t1s - t0s) / 1e9), p50us: pct(lats, 0.5), p99us: pct(lats, 0.99),
       rssKbPerSession: (during.rssKb - before.rssKb) / count, fdsPerSession: (during.fds - before.fds) / count,
       broker: { before, during, after },
@@ -288,6 +323,10 @@ function printTable(hasStrace: boolean, hasSudo: boolean, scale?: Record<string,
       const budget = med('3 setcap ping -c1') + med('3 node -e 0') + 10
       return `/setcap ${fmt(med(name) / med('3 setcap ping -c1'))}; target setcap+node+10 = ${fmt(budget)} ms, over by ${fmt(med(name) - budget)} ms`
     }
+    if (name === '3 shim ping -c1 (ping -> stx-run)' || name === '3 stx-run ping -c1') {
+      const over = med(name) - med('3 setcap ping -c1')
+      return `setcap +${fmt(over)} ms; target setcap+3 = ${fmt(med('3 setcap ping -c1') + 3)} ms: ${over <= 3 ? 'met' : `over by ${fmt(over - 3)} ms`}`
+    }
     if (name === '3 stx-elevate trivial program') return `/node -e 0 ${fmt(med(name) / med('3 node -e 0'))}`
     return ''
   }
@@ -302,8 +341,8 @@ function printTable(hasStrace: boolean, hasSudo: boolean, scale?: Record<string,
     rows.push(`4 scale: ${scale.programs} programs at once on one broker, ${scale.callsEach} raw socket() calls each`)
     rows.push(`  total ${fmt(scale.callsPerSec as number)} calls/s, latency p50 ${fmt(scale.p50us as number)} us, p99 ${fmt(scale.p99us as number)} us`)
     rows.push(`  broker per session: ${fmt(scale.rssKbPerSession as number)} KB RSS, ${fmt(scale.fdsPerSession as number)} fds; all ${scale.programs} started in ${scale.startAllMs} ms`)
-    rows.push(`  lost: started ${scale.started}/${scale.programs}, exit statuses delivered ${scale.exited}/${scale.programs} (${JSON.stringify(scale.exitStatuses)}), result lines ${scale.resultLines}, calls answered ${scale.callsAnswered}/${scale.callsExpected}, failures ${scale.failed} ${JSON.stringify(scale.failures)}`)
-    rows.push(`  audit records: ${JSON.stringify(scale.audit)}`)
+    rows.push(`  lost: started ${scale.started}/${scale.programs}, exit statuses delivered ${scale.exited}/${scale.programs} (${JSON.stringify(scale.exitStatuses)}), result lines ${scale.resultLines}, calls answered with a raw socket ${scale.callsAnswered}/${scale.callsExpected}, with another fd ${scale.wrongAnswers}, failures ${scale.failed} ${JSON.stringify(scale.failures)}`)
+    rows.push(`  audit records: ${JSON.stringify(scale.audit)} (grant records ${(scale.audit as Record<string, number>).grant ?? 0} for ${scale.callsAnswered} sockets received)`)
     rows.push(`  broker log lines: ${JSON.stringify(scale.brokerLog)}`)
     rows.push(`  broker RSS/fds: idle ${JSON.stringify((scale.broker as any).before)}, loaded ${JSON.stringify((scale.broker as any).during)}, after ${JSON.stringify((scale.broker as any).after)}`)
   }

@@ -9,7 +9,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAUNCH=$HERE/build/stx-launch
 [ "$(id -u)" = 0 ] || { echo "test-launch.sh: run as root" >&2; exit 2; }
-timeout 60 make -s -C "$HERE" || { echo "FAIL build"; exit 1; }
+timeout 60 make -s -C "$HERE" build/stx-launch || { echo "FAIL build"; exit 1; }
 
 T=$(mktemp -d /tmp/stx-launch-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT

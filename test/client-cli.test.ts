@@ -17,8 +17,8 @@ const version = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')
 const env = rootEnv({ SHELL: '/bin/bash', STX_ELEVATE_SOCKET: '/nonexistent/broker.sock' })
 const run = (...argv: string[]) => runRoot(argv, { env, timeoutMs: 30_000 })
 
-/** The commands there are (not the reserved ones), in --help's order. */
-const COMMANDS = ['check', 'list', 'completion']
+/** The commands there are (not the reserved ones), in the COMMANDS table's order. */
+const COMMANDS = ['check', 'list', 'learn', 'scan', 'strip', 'restore', 'completion']
 
 t.test('--version: the package\'s version, exit 0, for both commands', async t => {
   for (const [bin, name] of [[client, 'stx-elevate'], [broker, 'stx-elevated']]) {
@@ -52,21 +52,24 @@ t.test('--help of stx-elevate and of each command: usage on stdout, exit 0', asy
 })
 
 t.test('a reserved name that is no command yet: not available, exit 2', async t => {
-  const r = await run(client, 'learn', '--help')
+  const r = await run(client, 'watch', '--help')
   t.equal(r.code, 2)
-  t.match(r.stderr, /^stx-elevate: learn is not available yet; to run a program named learn, write stx-elevate -- learn$/m)
+  t.match(r.stderr, /^stx-elevate: watch is not available yet; to run a program named watch, write stx-elevate -- watch$/m)
 })
 
-/** The options a --help lists. */
+/** The long options a --help lists ("  --json", "  -u, --user"). */
 function helpOptions(help: string): string[] {
-  return [...help.split(/^Options:$/m)[1].matchAll(/^ {2}(--[a-z-]+)/gm)].map(m => m[1]).sort()
+  return [...help.split(/^Options:$/m)[1].matchAll(/^ {2}(?:-[a-z], | {4})?(--[a-z-]+)/gm)].map(m => m[1]).sort()
 }
 
 t.test('completion offers each command\'s options exactly as its --help lists them', async t => {
   t.same(Object.keys(COMMAND_OPTIONS).filter(Boolean).sort(), [...COMMANDS].sort(), 'a row for each command')
   for (const [command, options] of Object.entries(COMMAND_OPTIONS)) {
     const r = await run(client, ...(command ? [command] : []), '--help')
-    t.same([...options].sort(), helpOptions(r.stdout), `stx-elevate ${command} --help`.replace('  ', ' '))
+    const help = helpOptions(r.stdout)
+    // a boolean that defaults to on is offered as its --no- form (strip --no-shim)
+    const offered = options.map(o => (help.includes(o) || !o.startsWith('--no-') ? o : `--${o.slice(5)}`))
+    t.same(offered.sort(), help, `stx-elevate ${command} --help`.replace('  ', ' '))
   }
 })
 
@@ -103,6 +106,8 @@ t.test('complete: commands and programs first, options by context, nothing after
   t.same(c('ping', '-'), [], 'ping\'s own options are ping\'s')
   t.same(c('ping', 'li'), [], 'ping\'s arguments are ping\'s')
   t.same(c('--', 'li'), [], 'after --, a program')
+  t.same(c('learn', '-u', 'alice', '--', 'ping', '-'), [], 'after learn\'s --, the program\'s')
+  t.same(c('learn', '--o'), ['--user', '--output', '--merge', '--force', '--ask', '--timeout', '--exec-group', '--help'])
   t.same(c('./x'), [], 'a path: file names')
   t.same(complete(['check', '-'], COMMANDS), ['--rules', '--help'], 'fish passes the words without the command\'s name')
 })

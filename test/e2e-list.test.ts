@@ -124,9 +124,9 @@ t.test('list is a reserved name: `stx-elevate -- list` runs a program called lis
   t.equal(listed.code, 0, listed.stderr)
   t.equal(listed.stdout, humanList(user.name, [{ path: list, args: null, calls: ['socket inet raw icmp'] }]), 'without -- it is the command')
 
-  const reserved = await runAs(user, e.client(b.socket, 'scan'), env)
+  const reserved = await runAs(user, e.client(b.socket, 'watch'), env)
   t.equal(reserved.code, 2, 'a reserved name not available yet is a usage error')
-  t.equal(reserved.stderr, 'stx-elevate: scan is not available yet; to run a program named scan, write stx-elevate -- scan\n')
+  t.equal(reserved.stderr, 'stx-elevate: watch is not available yet; to run a program named watch, write stx-elevate -- watch\n')
 
   const extra = await runAs(user, e.client(b.socket, 'list', 'raw4'), env)
   t.equal(extra.code, 2, 'list takes no operand: a usage error')
@@ -160,7 +160,7 @@ t.test('list with no broker: one line, exit 1', async t => {
   const socket = tree.path('no-broker.sock')
   const r = await runAs(user, e.client(socket, 'list'))
   t.equal(r.code, 1)
-  t.equal(r.stderr, `stx-elevate: cannot reach the broker at ${socket}: No such file or directory (is stx-elevated running?)\n`)
+  t.equal(r.stderr, `stx-elevate: cannot reach the broker at ${socket}: No such file or directory: the stx-elevated broker is not running (start it with: systemctl start stx-elevated)\n`)
   t.equal(r.stdout, '')
 })
 

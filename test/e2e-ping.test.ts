@@ -54,7 +54,7 @@ t.test('without a running broker the client exits 1 and says it cannot reach it'
   const sock = tree.path('no-broker-here.sock')
   const r = await runAs(user, e.client(sock, fx.ping, '-c1', '-W2', '127.0.0.1'))
   t.equal(r.code, 1, 'exit status 1')
-  t.match(r.stderr, new RegExp(`^stx-elevate: cannot reach the broker at ${escapeRe(sock)}: .+\\(is stx-elevated running\\?\\)`))
+  t.match(r.stderr, new RegExp(`^stx-elevate: cannot reach the broker at ${escapeRe(sock)}: .+: the stx-elevated broker is not running \\(start it with: systemctl start stx-elevated\\)`))
   t.equal(r.stderr.trim().split('\n').length, 1, 'one line')
   t.notMatch(r.stdout, /bytes from/, 'ping did not run')
 })

@@ -2,7 +2,9 @@
  * bench workload: work MODE N
  *   getppid N  : N getppid() calls
  *   read N     : N read(/dev/zero, 1 byte)
- *   socket N   : N socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) + close (trapped)
+ *   socket N   : N socket(AF_INET, SOCK_RAW, IPPROTO_ICMP) + close (trapped);
+ *                only a raw ICMP socket counts as ok (an fd of another kind
+ *                is reported on stderr: the supervisor answered wrongly)
  *   bind N     : N x (TCP socket, SO_REUSEADDR, bind 127.0.0.1:PORT (trapped), close)
  * work MODE N [OPTS]: OPTS 'b': read one byte from stdin before starting
  * (a start line for many programs at once); 'l': print per-call latencies.
@@ -28,6 +30,15 @@ static inline uint64_t now(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+/* What the kernel says the fd is: a supervisor's wrong answer (a return
+ * value that is not the socket asked for) must not count as a socket. */
+static int is_raw_icmp(int fd) {
+  int type = 0, proto = 0;
+  socklen_t l1 = sizeof type, l2 = sizeof proto;
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) == 0 && type == SOCK_RAW &&
+         getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l2) == 0 && proto == IPPROTO_ICMP;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) { fprintf(stderr, "usage: work getppid|read|socket|bind N\n"); return 2; }
   const char *mode = argv[1];
@@ -51,15 +62,18 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n; i++) ok += read(fd, &c, 1) == 1;
     busy = now() - t0;
   } else if (!strcmp(mode, "socket")) {
+    long wrong = 0;
     for (long i = 0; i < n; i++) {
       uint64_t a = now();
       int s = socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);
       uint64_t d = now() - a;
       busy += d;
       if (lats) lats[i] = d;
-      if (s >= 0) { ok++; close(s); }
+      if (s >= 0 && is_raw_icmp(s)) { ok++; close(s); }
+      else if (s >= 0) { if (wrong++ == 0) fprintf(stderr, "socket: call %ld returned fd %d, not a raw ICMP socket\n", i, s); }
       else if (i == 0) perror("socket");
     }
+    if (wrong) fprintf(stderr, "socket: %ld of %ld calls returned an fd that is not a raw ICMP socket\n", wrong, n);
   } else if (!strcmp(mode, "bind")) {
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

@@ -4,13 +4,30 @@
  */
 import { openSync } from 'node:fs';
 import {
-  AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, connectUnix, recvmsg, sendmsg, socket,
+  AF_UNIX, O_DIRECTORY, O_PATH, SOCK_CLOEXEC, SOCK_SEQPACKET, SysError, closeQuietly, connectUnix, recvmsg, sendmsg, socket, strerror,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
   MAX_MESSAGE, ProtocolError, decodeBrokerMessage, encode,
   type BrokerMessage, type ForwardedSignal, type Programs, type ProtocolFailure, type Refused,
 } from '../shared/protocol.js';
+
+/** sizeof(sockaddr_un.sun_path) less its NUL. */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * One line saying why connect() failed, in the same words as
+ * native/stx-run.c: which socket, and for no listener at all, that the
+ * broker is not running and how to start it.
+ */
+export function unreachable(socketPath: string, e: unknown): string {
+  const at = `cannot reach the broker at ${socketPath}`;
+  if (!(e instanceof SysError)) return `${at}: ${(e as Error).message}`;
+  if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+    return `${at}: ${strerror(e.errno)}: the stx-elevated broker is not running (start it with: systemctl start stx-elevated)`;
+  }
+  return `${at}: ${strerror(e.errno)}`;
+}
 
 export class BrokerConnection {
   private watch?: FdWatch;
@@ -19,6 +36,7 @@ export class BrokerConnection {
 
   /** Connect; throws SysError (ENOENT, ECONNREFUSED, EACCES...) when there is no broker. */
   static connect(socketPath: string): BrokerConnection {
+    if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH) throw new Error(`the socket path is longer than ${MAX_SOCKET_PATH} bytes`);
     const fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     try {
       connectUnix(fd, socketPath);
@@ -102,18 +120,35 @@ export class BrokerConnection {
     sendmsg(this.fd, encode({ v: 1, type: 'signal', signal }));
   }
 
-  /** Every broker message in order; `null` when the broker closed the connection. */
-  listen(onMessage: (m: BrokerMessage | null) => void): void {
+  /**
+   * Every broker message in order; `null` when the broker closed the
+   * connection. A message that does not decode (ProtocolError) or a failed
+   * receive (SysError) closes the connection and goes to onError.
+   */
+  listen(onMessage: (m: BrokerMessage | null) => void, onError: (e: Error) => void): void {
     this.watch = new FdWatch(this.fd, READABLE, () => {
       for (;;) {
-        const got = recvmsg(this.fd, MAX_MESSAGE, 0);
-        if (!got) return;
-        got.fds.forEach(closeQuietly);
-        if (got.data.length === 0) {
+        let m: BrokerMessage | null;
+        try {
+          const got = recvmsg(this.fd, MAX_MESSAGE, 0);
+          if (!got) return;
+          got.fds.forEach(closeQuietly);
+          if (got.truncated) throw new ProtocolError(`message exceeds ${MAX_MESSAGE} bytes`);
+          m = got.data.length === 0 ? null : decodeBrokerMessage(got.data);
+        } catch (e) {
+          // ECONNRESET: the broker closed with a message of ours unread (a
+          // signal we forwarded as the program ended). The kernel reports
+          // that once, before what the broker sent last (its exit message),
+          // so read on.
+          if (e instanceof SysError && e.code === 'ECONNRESET') continue;
+          this.close();
+          return onError(e as Error);
+        }
+        if (m === null) {
           this.close();
           return onMessage(null);
         }
-        onMessage(decodeBrokerMessage(got.data));
+        onMessage(m);
       }
     });
   }

@@ -12,7 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, COMPLETION_USAGE, LIST_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, COMPLETION_USAGE, LEARN_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -36,12 +36,12 @@ const COMPLETION_KEY = '--get-yargs-completions';
 const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
   check: async () => (await import('./commands/check.js')).checkCommand,
   list: async () => (await import('./commands/list.js')).listCommand,
-  completion: async () => (await import('./commands/completion.js')).completionCommand,
-  learn: undefined,
+  learn: async () => (await import('./commands/learn.js')).learnCommand,
   watch: undefined,
-  scan: undefined,
-  strip: undefined,
-  restore: undefined,
+  scan: async () => (await import('./commands/scan.js')).scanCommand,
+  strip: async () => (await import('./commands/strip.js')).stripCommand,
+  restore: async () => (await import('./commands/restore.js')).restoreCommand,
+  completion: async () => (await import('./commands/completion.js')).completionCommand,
 };
 
 /** Where a command name stands in args: the first word that is not an option (or --socket's value), before any "--". */
@@ -67,6 +67,10 @@ async function main(): Promise<void> {
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
       + `${CHECK_USAGE}\n`
       + `${LIST_USAGE}\n`
+      + `${SCAN_USAGE}\n`
+      + `${STRIP_USAGE}\n`
+      + `${RESTORE_USAGE}\n`
+      + `${LEARN_USAGE}\n`
       + `${COMPLETION_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)

@@ -16,6 +16,14 @@ export const MAX_MESSAGE = 131072;
 export const RUN_FDS = 4;
 export const MAX_ARGS = 4096;
 export const MAX_ENV = 1024;
+/** An environment variable's name, as both sides accept it. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/**
+ * Clients leave out longer values (in UTF-8 bytes): the broker keeps only
+ * short ones anyway (src/broker/environment.ts), and they would crowd argv
+ * out of MAX_MESSAGE.
+ */
+export const MAX_ENV_VALUE = 4096;
 /** A `programs` answer lists at most this many programs, each with at most MAX_LISTED_CALLS calls. */
 export const MAX_LISTED_PROGRAMS = 4096;
 export const MAX_LISTED_CALLS = 1024;
@@ -107,7 +115,7 @@ function environment(value: unknown): Record<string, string> {
   if (entries.length > MAX_ENV) throw new ProtocolError(`env has ${entries.length} entries; the limit is ${MAX_ENV}`);
   const env: Record<string, string> = Object.create(null);
   for (const [k, v] of entries) {
-    if (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k) || !noNul(v)) {
+    if (typeof v !== 'string' || !ENV_NAME.test(k) || !noNul(v)) {
       throw new ProtocolError(`env entry ${JSON.stringify(k)} is not NAME=string`);
     }
     env[k] = v;

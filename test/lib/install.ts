@@ -23,6 +23,7 @@ export const REQUIRED = [
   'bin/stx-elevated',
   'dist',
   'native/build/stx-launch',
+  'native/build/stx-run',
   'build/Release/stx_uvpoll.node',
   'elevation.d',
 ] as const
@@ -36,6 +37,8 @@ export interface InstalledTree {
   broker: string
   /** <root>/native/build/stx-launch */
   launcher: string
+  /** <root>/native/build/stx-run, the client in C that shims link to */
+  runner: string
   /** <root>/elevation.d, the shipped rules. */
   shippedRules: string
   /** REQUIRED entries that the checkout did not have (not built yet). */
@@ -146,6 +149,7 @@ export async function installTree(): Promise<InstalledTree> {
     client: path('bin', 'stx-elevate'),
     broker: path('bin', 'stx-elevated'),
     launcher: path('native', 'build', 'stx-launch'),
+    runner: path('native', 'build', 'stx-run'),
     shippedRules: path('elevation.d'),
     missing,
     packages,

@@ -33,7 +33,8 @@
  *    the call fails with EAGAIN and a refusal record;
  *  - serve at most BATCH notifications per wake-up, so listeners take turns;
  *  - send refusals through the session's rate limiter (refusals.ts);
- *    grants are always recorded.
+ *    grants are always recorded, before the call returns what was granted
+ *    (a socket is installed, recorded with its fd number, then answered).
  */
 import { fstatSync } from 'node:fs';
 import {
@@ -52,7 +53,7 @@ import {
 } from '../rules/names.js';
 import { WIDENING_OPTIONS } from './filter.js';
 import { pageChunks, type Chunk, type MemoryReader, type ReadHandle, type ReadResult } from './memread.js';
-import { AUDIT_ARCH_X86_64, addFdAndReturn, continueCall, fail, idValid, receive, setSyncWakeUp, succeed, type Notification } from './notify.js';
+import { AUDIT_ARCH_X86_64, addFd, continueCall, fail, idValid, receive, setSyncWakeUp, succeed, type Notification } from './notify.js';
 import {
   fetchFd, pinTarget, releaseTarget, runningBinary, socketAsRoot, socketNetns, targetNetnsIno, unprivilegedPortStart,
   type Target,
@@ -185,13 +186,16 @@ export class Supervisor {
 
   /** Handling went wrong: the call fails closed. */
   private failSafe(n: Notification, e: unknown): void {
-    this.prog.log(`notification for pid ${n.pid} call ${n.nr}: ${(e as Error).message}; answered EPERM`);
+    const why = (e as Error).message;
+    this.prog.log(`notification for pid ${n.pid} call ${n.nr}: ${why}; answered EPERM`);
     if (this.closed) return;
     try {
       fail(this.listener, n.id, EPERM);
     } catch {
-      // already answered (ADDFD|SEND went through) or gone
+      return; // already answered (its record is written) or the caller is gone: nothing was refused
     }
+    // A refusal like any other: the admin sees it in the audit log, not only in the broker's log.
+    this.prog.refuse({ pid: n.pid, call: registerCall(n), errno: 'EPERM', reason: `the broker failed to handle the call: ${why}` }, true);
   }
 
   /** The user has as many notifications in flight as allowed: answer at once, hold nothing. */
@@ -387,10 +391,18 @@ export class Supervisor {
       return;
     }
     try {
-      const newFd = addFdAndReturn(this.listener, n.id, fd, (type & SOCK_CLOEXEC) !== 0);
-      // Gone (its fd table with it), or interrupted: the kernel delivers the call again.
+      // Install, record, then answer: the record is on disk before the
+      // call returns the fd, and names the number the program gets.
+      const newFd = addFd(this.listener, n.id, fd, (type & SOCK_CLOEXEC) !== 0);
+      // Gone (its fd table with it), or interrupted: nothing was installed.
       if (newFd === null) return;
       this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: newFd });
+      if (!succeed(this.listener, n.id, BigInt(newFd))) {
+        // The program died, or a signal of its own interrupted the call
+        // between install and answer (the call starts over): the recorded
+        // socket stays in its fd table, unannounced.
+        this.prog.log(`notification for pid ${n.pid} call ${n.nr}: socket installed as fd ${newFd}, but the call was gone before its answer`);
+      }
     } finally {
       // A raw or packet socket's close never lingers, even as the last
       // reference: close it on the loop (a thread-pool round trip saved per

@@ -17,11 +17,17 @@ export const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   '': ['--socket', '--version', '--help'],
   check: ['--rules', '--help'],
   list: ['--json', '--help'],
+  scan: ['--rules', '--json', '--help'],
+  strip: ['--dry-run', '--rules', '--state-dir', '--shim-dir', '--no-shim', '--reapply', '--help'],
+  restore: ['--dry-run', '--state-dir', '--help'],
+  learn: ['--user', '--output', '--merge', '--force', '--ask', '--timeout', '--exec-group', '--help'],
   completion: ['--help'],
 };
 
 /** Options whose value is the next word. */
-const TAKES_VALUE = new Set(['--socket', '--rules']);
+const TAKES_VALUE = new Set([
+  '--socket', '--rules', '--state-dir', '--shim-dir', '-u', '--user', '-o', '--output', '--merge', '--timeout', '--exec-group',
+]);
 
 /**
  * The candidates for the last word of `words` (the command line as the
@@ -36,7 +42,7 @@ export function complete(words: readonly string[], commands: readonly string[]):
   for (let i = 0; i < line.length; i++) {
     const w = line[i];
     if (TAKES_VALUE.has(w)) i++;
-    else if (w === '--' && command === '') return [];
+    else if (w === '--') return []; // a program follows (stx-elevate -- P, learn ... -- P)
     else if (!w.startsWith('-') && command === '') {
       if (!commands.includes(w)) return []; // a program: its arguments are its own
       command = w;

@@ -6,7 +6,7 @@
 import yargs from 'yargs';
 import { SysError } from '../../shared/native/libc.js';
 import { ProtocolError, type Programs } from '../../shared/protocol.js';
-import { BrokerConnection } from '../broker-client.js';
+import { BrokerConnection, unreachable } from '../broker-client.js';
 import { ClientFailure } from './run.js';
 import { LIST_USAGE } from './usage.js';
 
@@ -50,10 +50,7 @@ async function askBroker(socket: string): Promise<Programs> {
   try {
     broker = BrokerConnection.connect(socket);
   } catch (e) {
-    if (e instanceof SysError) {
-      throw new ClientFailure(`cannot reach the broker at ${socket}: ${e.message.replace(/^connect\(.*?\): /, '')} (is stx-elevated running?)`);
-    }
-    throw e;
+    throw new ClientFailure(unreachable(socket, e));
   }
   let answer;
   try {

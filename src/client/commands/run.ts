@@ -1,11 +1,15 @@
 /*
  * stx-elevate PROGRAM ARGS...: ask the broker to run PROGRAM for us, pass
  * signals on, and exit with its status (128+N when killed by signal N).
+ * native/stx-run.c does the same in C for shims; test/protocol-clients.test.ts
+ * holds both to one table of cases.
  */
 import { constants as osConstants } from 'node:os';
 import { SysError } from '../../shared/native/libc.js';
-import { FORWARDED_SIGNALS, MAX_MESSAGE, ProtocolError, type BrokerMessage } from '../../shared/protocol.js';
-import { BrokerConnection } from '../broker-client.js';
+import {
+  ENV_NAME, FORWARDED_SIGNALS, MAX_ENV_VALUE, MAX_MESSAGE, ProtocolError, type BrokerMessage,
+} from '../../shared/protocol.js';
+import { BrokerConnection, unreachable } from '../broker-client.js';
 import { ResolveError, resolveProgram } from '../resolve.js';
 import { mark } from '../timing.js';
 
@@ -15,7 +19,7 @@ export class ClientFailure extends Error {}
 function clientEnvironment(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && /^[A-Za-z_][A-Za-z0-9_]*$/.test(k) && v.length <= 4096 && !v.includes('\0')) env[k] = v;
+    if (v !== undefined && ENV_NAME.test(k) && Buffer.byteLength(v) <= MAX_ENV_VALUE && !v.includes('\0')) env[k] = v;
   }
   return env;
 }
@@ -40,14 +44,26 @@ export function runProgram(socketPath: string, program: string, args: string[]):
     broker = BrokerConnection.connect(socketPath);
     mark('connected');
   } catch (e) {
-    if (e instanceof SysError) {
-      throw new ClientFailure(`cannot reach the broker at ${socketPath}: ${e.message.replace(/^connect\(.*?\): /, '')} (is stx-elevated running?)`);
-    }
-    throw e;
+    throw new ClientFailure(unreachable(socketPath, e));
   }
+  // Listening before the request leaves the request, not us, to a signal
+  // that comes right after it; handlers run on the loop, so none can
+  // send before the run message has gone.
+  const forwarders = FORWARDED_SIGNALS.map((s) => {
+    const forward = () => {
+      try {
+        broker.signal(s);
+      } catch {
+        // the broker is gone; its end of file will tell us
+      }
+    };
+    process.on(s, forward);
+    return () => process.off(s, forward);
+  });
   try {
     broker.run(path, [program, ...args], clientEnvironment());
   } catch (e) {
+    forwarders.forEach((off) => off());
     if (e instanceof ProtocolError) throw new ClientFailure(`${program}: arguments and environment exceed ${MAX_MESSAGE} bytes`);
     if (e instanceof SysError) {
       const why = broker.queuedMessage();
@@ -58,14 +74,7 @@ export function runProgram(socketPath: string, program: string, args: string[]):
     throw e;
   }
   return new Promise((resolve, reject) => {
-    const forward = (signal: (typeof FORWARDED_SIGNALS)[number]) => () => {
-      try {
-        broker.signal(signal);
-      } catch {
-        // the broker is gone; its end of file will tell us
-      }
-    };
-    for (const s of FORWARDED_SIGNALS) process.on(s, forward(s));
+    const undecodable = (why: string) => new ClientFailure(`the broker sent a message this client cannot decode: ${why}`);
     broker.listen((m) => {
       if (m === null) return reject(new ClientFailure(`the broker closed the connection before ${program} finished`));
       switch (m.type) {
@@ -73,7 +82,12 @@ export function runProgram(socketPath: string, program: string, args: string[]):
         case 'exit': mark('exited'); return resolve(exitStatus(m));
         case 'refused': return reject(new ClientFailure(m.reason));
         case 'error': return reject(new ClientFailure(`the broker rejected the request: ${m.reason}`));
+        case 'programs': return reject(undecodable('unexpected programs message in answer to run'));
       }
+    }, (e) => {
+      if (e instanceof ProtocolError) return reject(undecodable(e.message));
+      if (e instanceof SysError) return reject(new ClientFailure(`cannot talk to the broker at ${socketPath}: ${e.message}`));
+      reject(e);
     });
   });
 }

@@ -96,7 +96,10 @@ const f = {
   openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
   memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
   getpwuid_r: libc.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t len, void *result)'),
+  getpwnam_r: libc.func('int getpwnam_r(const char *name, void *pwd, void *buf, size_t len, void *result)'),
+  getgrouplist: libc.func('int getgrouplist(const char *user, uint32_t group, void *groups, void *ngroups)'),
   getgrnam_r: libc.func('int getgrnam_r(const char *name, void *grp, void *buf, size_t len, void *result)'),
+  getgrgid_r: libc.func('int getgrgid_r(uint32_t gid, void *grp, void *buf, size_t len, void *result)'),
   shutdown: libc.func('int shutdown(int fd, int how)'),
   statx: libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
 };
@@ -561,8 +564,34 @@ export function getpwuid(uid: number): Passwd | undefined {
   return at === undefined ? undefined : decodePasswd(at);
 }
 
+export function getpwnam(name: string): Passwd | undefined {
+  const at = nssLookup(`getpwnam_r(${name})`, (e, b, n, r) => f.getpwnam_r(name, e, b, n, r));
+  return at === undefined ? undefined : decodePasswd(at);
+}
+
+/** Most groups getgrouplist reports (NGROUPS_MAX is 65536; the scratch room holds this many). */
+const MAX_GROUPS = 4096;
+
+/** The groups `user` is in by the group database, `gid` (its primary group) first: what initgroups(3) would set. */
+export function groupsOf(user: string, gid: number): number[] {
+  const list = A.io, count = A.small;
+  arena.writeInt32LE(MAX_GROUPS, count);
+  if (f.getgrouplist(user, gid, ptr(list), ptr(count)) < 0) {
+    throw new Error(`getgrouplist(${user}): more than ${MAX_GROUPS} groups`);
+  }
+  const n = arena.readInt32LE(count);
+  return Array.from({ length: n }, (_, i) => arena.readUInt32LE(list + 4 * i));
+}
+
 export function getgrnamGid(name: string): number | undefined {
   const at = nssLookup(`getgrnam_r(${name})`, (e, b, n, r) => f.getgrnam_r(name, e, b, n, r));
   // struct group: char *gr_name, *gr_passwd; gid_t gr_gid; ...
   return at === undefined ? undefined : arena.readUInt32LE(at + 16);
+}
+
+/** The name of group gid, or undefined if there is no such group. */
+export function getgrgidName(gid: number): string | undefined {
+  const at = nssLookup(`getgrgid_r(${gid})`, (e, b, n, r) => f.getgrgid_r(gid, e, b, n, r));
+  // struct group: char *gr_name first
+  return at === undefined ? undefined : koffi.decode(arena.readBigUInt64LE(at), 'char', -1) as string;
 }
