@@ -12,7 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, LEARN_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE, WATCH_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, COMPLETION_USAGE, LEARN_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE, WATCH_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -28,6 +28,9 @@ function fail(message: string, status: number): never {
  */
 type Command = (argv: string[], global: { socket: string }) => number | Promise<number>;
 
+/** What yargs's completion script asks with (commands/completion.ts answers). */
+const COMPLETION_KEY = '--get-yargs-completions';
+
 /* Loaded on use: running a program (the common case, every second from
  * scripts) should not pay for the rule parser that `check` loads. */
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -38,6 +41,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   scan: async () => (await import('./commands/scan.js')).scanCommand,
   strip: async () => (await import('./commands/strip.js')).stripCommand,
   restore: async () => (await import('./commands/restore.js')).restoreCommand,
+  completion: async () => (await import('./commands/completion.js')).completionCommand,
 };
 
 /** Where a command name stands in args: the first word that is not an option (or --socket's value), before any "--". */
@@ -53,6 +57,10 @@ function commandAt(args: string[]): number | undefined {
 
 async function main(): Promise<void> {
   const all = hideBin(process.argv);
+  if (all[0] === COMPLETION_KEY) {
+    const { answerCompletion } = await import('./commands/completion.js');
+    process.exit(answerCompletion(all.slice(1), Object.keys(COMMANDS).filter((name) => COMMANDS[name])));
+  }
   const at = commandAt(all);
   const parsed = yargs(at === undefined ? all : all.slice(0, at))
     .scriptName('stx-elevate')
@@ -63,16 +71,24 @@ async function main(): Promise<void> {
       + `${STRIP_USAGE}\n`
       + `${RESTORE_USAGE}\n`
       + `${LEARN_USAGE}\n`
-      + `${WATCH_USAGE}\n\n`
+      + `${WATCH_USAGE}\n`
+      + `${COMPLETION_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
+    // yargs's own --version reads package.json at every start: ours only when asked.
+    .version(false)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
+    .option('version', { type: 'boolean', describe: 'print the version and exit' })
     .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
     .strictOptions()
-    .version(false)
     .help()
     .fail((msg) => fail(`${msg}\nTry 'stx-elevate --help'.`, 2))
     .parseSync();
+  if (parsed.version) {
+    const { packageVersion } = await import('../shared/version.js');
+    process.stdout.write(`stx-elevate ${packageVersion()}\n`);
+    process.exit(0);
+  }
   if (at !== undefined) {
     const name = all[at];
     const command = await COMMANDS[name]();

@@ -7,3 +7,4 @@ export const STRIP_USAGE = 'stx-elevate strip [--dry-run] [--no-shim] [--rules D
 export const RESTORE_USAGE = 'stx-elevate restore [--dry-run] [--state-dir DIR] PATH...';
 export const LEARN_USAGE = 'stx-elevate learn [-u USER] [-o FILE] [--merge FILE] [--force] [--ask] [--timeout SECONDS] -- PROGRAM [ARGS...]';
 export const WATCH_USAGE = 'stx-elevate [--socket PATH] watch [--json] [--user USER] [--program PROGRAM]';
+export const COMPLETION_USAGE = 'stx-elevate completion';

@@ -117,6 +117,7 @@ const NR = {
 
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
 export const SOCK_SEQPACKET = 5;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
@@ -178,6 +179,16 @@ export function bindUnix(fd: number, path: string): void {
 export function connectUnix(fd: number, path: string): void {
   const len = sockaddrUn(path);
   check(`connect(${path})`, f.connect(fd, ptr(A.small), len));
+}
+
+/** connect() to `name` in the abstract namespace (written "@name" by systemd's NOTIFY_SOCKET). */
+export function connectUnixAbstract(fd: number, name: string): void {
+  const bytes = Buffer.from(name);
+  if (bytes.length === 0 || bytes.length > 107) throw new Error(`abstract socket name ${JSON.stringify(name)} is not 1-107 bytes`);
+  arena.fill(0, A.small, A.small + 110);
+  arena.writeUInt16LE(AF_UNIX, A.small);
+  bytes.copy(arena, A.small + 3);
+  check(`connect(@${name})`, f.connect(fd, ptr(A.small), 3 + bytes.length));
 }
 
 export function listen(fd: number, backlog: number): void {
