@@ -45,11 +45,11 @@
  *                                    own copy of our end after the spawn).
  * Steps, as numbered in error reports and in main(): 1 command line
  * (launch-args.c, apart so that native/fuzz can run it in a loop); as
- * root: 2 join the cgroup, 3 signals, 4 setsid and the network namespace,
- * 5 rlimits, 6 umask, 7 personality, 8 loginuid, nice, I/O priority,
- * affinity, oom_score_adj, 9 groups, 10 gids, 11 uids; as the user: 12
- * no_new_privs, 13 cwd, 14 read the filter, 15 install it, 16 send the
- * listener, 17 close_range, 18 execveat.
+ * root: 2 join the cgroup, 3 signals, 4 setsid, a session keyring and the
+ * network namespace, 5 rlimits, 6 umask, 7 personality, 8 loginuid, nice,
+ * I/O priority, affinity, oom_score_adj, 9 groups, 10 gids, 11 uids; as the
+ * user: 12 no_new_privs, 13 cwd, 14 read the filter, 15 install it, 16 send
+ * the listener, 17 close_range, 18 execveat.
  * The one execveat is trapped by the filter: the broker must answer it from
  * the listener. Between the filter and the exec the launcher calls only
  * sendmsg, close, close_range and execveat (and write, exit_group on error).
@@ -78,6 +78,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
@@ -319,6 +320,15 @@ int main(int argc, char **argv)
    * a session of our own already (spawn's detached: true) is what we want. */
   if (setsid() < 0 && !(errno == EPERM && getsid(0) == getpid()))
     die(4, "setsid");
+  /* Root. A session keyring of its own, as pam_keyinit gives a login: the
+   * broker's (the private one systemd gives a service, or root's login
+   * session's) would otherwise be one keyring (@s) shared by every program
+   * it starts, whatever their users. Made as root, so it is charged to
+   * root's key quota, not to the user's 200 keys, which a user's concurrent
+   * programs would use up; the program possesses it, so it may use it.
+   * Without keys in the kernel (ENOSYS) there is nothing to share. */
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+    die(4, "keyctl(KEYCTL_JOIN_SESSION_KEYRING, anonymous)");
   /* Root (setns needs CAP_SYS_ADMIN). The client's network namespace, not
    * the broker's: whatever confines the client's network confines the
    * program. Only the network namespace: a mount or user namespace the user

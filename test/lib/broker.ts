@@ -33,6 +33,8 @@ export interface BrokerOptions {
   readyTimeoutMs?: number
   /** node options before the broker's script (e.g. --cpu-prof for bench/) */
   nodeArgs?: string[]
+  /** a root command the broker runs under (e.g. ['keyctl', 'session', '-']) */
+  prefix?: string[]
 }
 
 export interface Broker {
@@ -76,7 +78,7 @@ function prepare(tree: InstalledTree, opts: BrokerOptions): Prepared {
 function launch(tree: InstalledTree, p: Prepared, opts: BrokerOptions) {
   const args = [tree.broker, '--socket', p.socket, '--rules', p.rulesDir, '--audit', p.audit, ...(opts.extraArgs ?? [])]
   const wrapper = brokerWrapper()
-  const full = cleanArgv([...(wrapper?.prefix ?? []), process.execPath, ...(opts.nodeArgs ?? []), ...args], rootEnv())
+  const full = cleanArgv([...(wrapper?.prefix ?? []), ...(opts.prefix ?? []), process.execPath, ...(opts.nodeArgs ?? []), ...args], rootEnv())
   const proc = spawn(full[0], full.slice(1), {
     cwd: tree.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   })
