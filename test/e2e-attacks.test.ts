@@ -1,16 +1,18 @@
 // End to end: issue 10's attacks that earlier files did not cover, each
 // refused with its audit record (doc/ATTACKS.md maps every attack to its
 // test): argc 0 and huge argv/environment, stdio fds of the wrong kind, an
-// x32 call from the program.
+// x32 call from the program, 10,000 connections from one user.
 import t, { type Test } from 'tap'
-import { readAudit, waitForAudit } from './lib/audit.js'
+import { readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
+import { startBroker } from './lib/broker.js'
+import { PYTHON3 } from './lib/paths.js'
 import { probeRule } from './lib/rules.js'
 import { rawClient as rawClientAs, type RawResult } from './lib/raw-client.js'
-import { jsonLine, runAs } from './lib/run.js'
+import { escapeRe, jsonLine, runAs, sleep, spawnAs } from './lib/run.js'
 import { setupE2E, sharedBroker } from './lib/setup.js'
 
 const e = await setupE2E(t)
-const { user, fx, tree } = e
+const { user, other, fx, tree } = e
 
 const broker = sharedBroker(t, tree, () => ({
   rules: { 'probe.conf': probeRule({ path: fx.probe, users: [user.name] }) },
@@ -92,4 +94,61 @@ t.test('an x32 call under stx-elevate kills the program with SIGSYS: the client 
   const exit = await waitForAudit(b.audit, a => a.event === 'exit' && a.session === launch.session, 5000, 'exit record')
   t.match(exit, { program: fx.probe, signal: 'SIGSYS', code: null, status: 159 })
   t.notOk(readAudit(b.audit).some(a => (a.event === 'grant' || a.event === 'refuse') && a.session === exit.session), 'the call never reached the broker')
+})
+
+/* ---- 10,000 connections from one user ---- */
+
+const FLOOD = 10_000
+const CAP = 32 // the default --max-sessions-per-user
+const LOGGED = 20 // the default number of refusals recorded one by one
+
+t.test(`${FLOOD} connections from one user: ${CAP} held, the rest turned away with a clear error; the records are summarized; others are served`, async t => {
+  const b = await startBroker(t, tree, {
+    rules: { 'probe.conf': probeRule({ path: fx.probe, users: [user.name, other.name] }) },
+    extraArgs: ['--idle-timeout', '300'],
+  })
+  // the user's own fd limit must allow the flood: raised by root before setpriv
+  const flood = spawnAs(user, [PYTHON3, fx.rawClient, b.socket, 'flood', String(FLOOD)], { via: ['prlimit', `--nofile=${FLOOD + 100}`, '--'] })
+  t.teardown(() => flood.kill('SIGKILL'))
+  const out = jsonLine(await flood.waitForLine(l => l.includes('"connected"'), 240_000), 'connected')
+  const why = `too many sessions for ${user.name} (limit ${CAP})`
+  t.equal(out.error, null)
+  t.equal(out.connected, FLOOD, 'every connection was accepted by the kernel')
+  t.same(out.reasons, { [`refused: ${why}`]: FLOOD - CAP }, 'every connection past the cap was refused, saying why')
+  t.equal(out.eof, FLOOD - CAP, 'and closed')
+  t.equal(out.silent, CAP, `${CAP} connections hold their sessions`)
+
+  const r = await runAs(user, e.client(b.socket, fx.probe, 'exit', '0'), { timeoutMs: 15_000 })
+  t.equal(r.code, 1, 'the real client at the cap exits 1')
+  t.match(r.stderr, new RegExp(`^stx-elevate: ${escapeRe(why)}\\n?$`), 'with one clear line')
+  const o = await runAs(other, e.client(b.socket, fx.probe, 'raw4'), { timeoutMs: 15_000 })
+  t.equal(o.code, 0, `${other.name} is served meanwhile (stderr: ${o.stderr})`)
+
+  flood.closeStdin()
+  t.equal((await flood.wait(60_000)).code, 0, 'the flood closes its connections')
+  // its sessions end as the broker reads the hang-ups; then the user is served again (bounded retries)
+  let again = r
+  let retries = 0 // turned away too, while the broker still reads the hang-ups
+  for (let i = 0; i < 50 && again.code !== 0; i++) {
+    await sleep(200)
+    again = await runAs(user, e.client(b.socket, fx.probe, 'exit', '0'), { timeoutMs: 15_000 })
+    if (again.code !== 0) retries++
+  }
+  t.equal(again.code, 0, `${user.name} is served again (stderr: ${again.stderr})`)
+
+  const mine = (a: AuditRecord) => a.event === 'client-rejected' && a.uid === user.uid
+  const turnedAway = (recs: AuditRecord[]) => recs.filter(mine).reduce((n, a) => n + (typeof a.suppressed === 'number' ? a.suppressed : 1), 0)
+  const deadline = Date.now() + 10_000
+  const expected = FLOOD - CAP + 1 + retries
+  while (turnedAway(readAudit(b.audit)) < expected && Date.now() < deadline) await sleep(100)
+  const recs = readAudit(b.audit).filter(mine)
+  t.equal(turnedAway(recs), expected, 'every turned-away connection (the real client\'s too) is in a record or a summary count')
+  const full = recs.filter(a => a.suppressed === undefined)
+  // a retry turned away after a session ended starts a new spell, recorded in full
+  t.ok(full.length >= LOGGED && full.length <= LOGGED + retries, `the first ${LOGGED} have a record each (${full.length} with ${retries} retries)`)
+  t.ok(full.every(a => a.reason === why && typeof a.pid === 'number'), 'naming the reason and the client\'s pid')
+  const summaries = recs.filter(a => typeof a.suppressed === 'number')
+  t.ok(summaries.length >= 1 && summaries.length < 200, `the rest in ${summaries.length} summary records, not ${FLOOD - CAP - LOGGED}`)
+  t.ok(summaries.every(a => /^\d+ more connections turned away \(too many sessions for /.test(a.reason ?? '')), 'each summary says what it counts')
+  t.ok(b.alive(), 'the broker is still running')
 })
