@@ -1,10 +1,16 @@
 // End to end: issue 10's attacks that earlier files did not cover, each
 // refused with its audit record (doc/ATTACKS.md maps every attack to its
 // test): argc 0 and huge argv/environment, stdio fds of the wrong kind, an
-// x32 call from the program, 10,000 connections from one user.
+// x32 call from the program, 10,000 connections from one user, a rules file
+// or directory replaced by a symlink before a reload, a binary renamed over
+// the pinned one while runs start.
 import t, { type Test } from 'tap'
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
 import { readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
-import { startBroker } from './lib/broker.js'
+import { startBroker, type Broker } from './lib/broker.js'
 import { PYTHON3 } from './lib/paths.js'
 import { probeRule } from './lib/rules.js'
 import { rawClient as rawClientAs, type RawResult } from './lib/raw-client.js'
@@ -151,4 +157,97 @@ t.test(`${FLOOD} connections from one user: ${CAP} held, the rest turned away wi
   t.ok(summaries.length >= 1 && summaries.length < 200, `the rest in ${summaries.length} summary records, not ${FLOOD - CAP - LOGGED}`)
   t.ok(summaries.every(a => /^\d+ more connections turned away \(too many sessions for /.test(a.reason ?? '')), 'each summary says what it counts')
   t.ok(b.alive(), 'the broker is still running')
+})
+
+/* ---- rules replaced through a symlink ---- */
+
+/** SIGHUP the broker and wait (bounded) for the next rules-loaded or rules-rejected record. */
+async function reload(b: Broker): Promise<AuditRecord> {
+  const before = readAudit(b.audit).filter(a => a.event === 'rules-loaded' || a.event === 'rules-rejected').length
+  process.kill(b.proc.pid!, 'SIGHUP')
+  const deadline = Date.now() + 5000
+  for (;;) {
+    const recs = readAudit(b.audit).filter(a => a.event === 'rules-loaded' || a.event === 'rules-rejected')
+    if (recs.length > before) return recs[recs.length - 1]
+    if (Date.now() > deadline) throw new Error('no rules-loaded or rules-rejected record within 5000 ms of SIGHUP')
+    await sleep(25)
+  }
+}
+
+t.test('a rules file or the rules directory replaced by a symlink: the reload is rejected, the old rules stay in force', async t => {
+  const b = await startBroker(t, tree, { rules: { 'probe.conf': probeRule({ path: fx.probe, users: [user.name] }) } })
+  // the user's own directory holds the wider rule the symlinks point at
+  const mine = tree.path('attacks-user-rules')
+  mkdirSync(mine, { recursive: true })
+  chownSync(mine, user.uid, user.gid)
+  const wide = join(mine, 'probe.conf')
+  writeFileSync(wide, probeRule({ path: fx.probe, users: [user.name, other.name] }))
+  t.teardown(() => rmSync(mine, { recursive: true, force: true }))
+  const served = async (who: typeof user) => (await runAs(who, e.client(b.socket, fx.probe, 'raw4'), { timeoutMs: 15_000 })).code === 0
+  t.notOk(await served(other), `control: ${other.name} is not served by the rules in force`)
+
+  const file = join(b.rulesDir, 'probe.conf')
+  renameSync(file, `${file}.orig`)
+  symlinkSync(wide, file)
+  const r1 = await reload(b)
+  t.match(r1, { event: 'rules-rejected', dir: b.rulesDir }, 'the file as a symlink: rejected')
+  t.match(r1.errors, [`${file}: is a symbolic link; rule files must be regular files`])
+  t.notOk(await served(other), `${other.name} is still not served`)
+  t.ok(await served(user), `${user.name} is still served by the old rules`)
+  rmSync(file)
+  renameSync(`${file}.orig`, file)
+
+  const real = `${b.rulesDir}.real`
+  renameSync(b.rulesDir, real)
+  symlinkSync(mine, b.rulesDir)
+  t.teardown(() => {
+    rmSync(b.rulesDir, { force: true })
+    renameSync(real, b.rulesDir)
+  })
+  const r2 = await reload(b)
+  t.match(r2, { event: 'rules-rejected', dir: b.rulesDir }, 'the directory as a symlink: rejected')
+  t.match(r2.errors, [new RegExp(`^${escapeRe(b.rulesDir)}: is a symbolic link; name the real directory`)])
+  t.notOk(await served(other), `${other.name} is still not served`)
+  t.ok(await served(user), `${user.name} is still served by the old rules`)
+  t.ok(b.alive(), 'the broker keeps running')
+})
+
+/* ---- a binary swapped between the broker's checks and the exec ---- */
+
+const RUNS = 40
+
+t.test('a binary renamed over the pinned one while runs start: the impostor never runs', async t => {
+  // root (an upgrade, or an admin's mistake) swaps the rule's path between
+  // the pinned probe and an impostor, by rename, as fast as it can; each
+  // run must execute the very file the broker opened and hashed.
+  const dir = tree.path('attacks-swap')
+  mkdirSync(dir, { recursive: true, mode: 0o755 })
+  const path = join(dir, 'stx-probe')
+  const probe = join(dir, 'probe.bin'), impostor = join(dir, 'impostor.bin')
+  copyFileSync(fx.probe, probe)
+  copyFileSync('/usr/bin/true', impostor) // exits 0 whatever its arguments; the probe `exit 7` exits 7
+  for (const f of [probe, impostor]) chmodSync(f, 0o755)
+  copyFileSync(probe, path)
+  chmodSync(path, 0o755)
+  const pin = createHash('sha256').update(readFileSync(probe)).digest('hex')
+  const b = await startBroker(t, tree, { rules: { 'swap.conf': `[program]\npath = ${path}\nusers = ${user.name}\nsha256 = ${pin}\n` } })
+
+  const swapper = spawn('/bin/sh', ['-c', `while :; do ln -f "$1" "$3.a" && mv -f "$3.a" "$3"; ln -f "$2" "$3.b" && mv -f "$3.b" "$3"; done`,
+    'sh', probe, impostor, path], { stdio: 'ignore', detached: true })
+  t.teardown(() => {
+    try { process.kill(-swapper.pid!, 'SIGKILL') } catch { /* gone */ }
+  })
+  const codes: Record<string, number> = {}
+  for (let i = 0; i < RUNS; i++) {
+    const r = await runAs(user, e.client(b.socket, path, 'exit', '7'), { timeoutMs: 15_000 })
+    const what = r.code === 7 ? 'probe' : r.code === 1 && /does not match the sha256 pin/.test(r.stderr) ? 'refused' : `code ${r.code}: ${r.stderr.trim()}`
+    codes[what] = (codes[what] ?? 0) + 1
+  }
+  process.kill(-swapper.pid!, 'SIGKILL')
+  t.comment(`outcomes: ${JSON.stringify(codes)}`)
+  t.same(Object.keys(codes).filter(k => k !== 'probe' && k !== 'refused'), [], 'every run either ran the pinned probe or was refused: the impostor never ran')
+  const recs = readAudit(b.audit)
+  t.equal(recs.filter(a => a.event === 'refuse' && a.call?.name === 'run' && /does not match the sha256 pin/.test(a.reason ?? '')).length, codes.refused ?? 0,
+    'a refuse record for each refused run')
+  t.equal(recs.filter(a => a.event === 'launch').length, codes.probe ?? 0, 'a launch record for each run of the probe, and none else')
 })
