@@ -98,7 +98,7 @@ t.test('kill -9 of the broker: a program waiting in a trapped call gets ENOSYS, 
 /** The client with its stdin (and so its program's) a pipe nobody writes to or closes for 60 s. */
 const heldOpen = (argv: string[]) => ['bash', '-c', 'exec "$@" < <(exec sleep 60)', 'bash', ...argv]
 
-t.test('kill -9 of the broker: a program holding a brokered raw socket keeps it, and gets no other', async t => {
+t.test('kill -9 of the broker: a program holding a brokered raw socket keeps it until a broker starts again, which kills it with a kill record', async t => {
   const b = await startBroker(t, tree, rules())
   const subtree = brokerSubtree(b.proc.pid!)
   t.teardown(() => killSubtree(subtree))
@@ -109,11 +109,16 @@ t.test('kill -9 of the broker: a program holding a brokered raw socket keeps it,
   process.kill(b.proc.pid!, 'SIGKILL')
   t.same(await clientExit(run), { code: 1, signal: null }, 'the client exits 1')
   // DESIGN.md: a broker gone means trapped calls fail (ENOSYS); a socket
-  // handed out before is the program's, as a setcap program's would be.
-  // Under systemd the unit's cgroup, sessions included, is killed when the
-  // broker dies (KillMode=control-group); here the test cleans up.
-  t.match(fdsOf(ready.pid)[String(ready.raw)], /^socket:\[\d+\]$/, 'the handed-out socket stays open in the program (as designed: not revoked)')
+  // handed out before stays the program's until a broker starts again and
+  // kills the sessions the dead one left (its subtree in the same cgroup).
+  t.match(fdsOf(ready.pid)[String(ready.raw)], /^socket:\[\d+\]$/, 'the handed-out socket stays open in the program while no broker runs')
   t.notOk(Object.values(fdsOf(ready.pid)).some(l => /seccomp/.test(l)), 'no listener of any session in it')
+  const b2 = await startBroker(t, tree, rules())
+  const kill = await waitForAudit(b2.audit, a => a.event === 'kill', 5000, 'the restarted broker\'s kill record')
+  t.match(kill, { reason: `left running by a dead broker (pid ${b.proc.pid})` })
+  t.ok((kill.pids as number[]).includes(ready.pid), 'naming the program')
+  const gone = () => { try { return /^State:\s+Z/m.test(readFileSync(`/proc/${ready.pid}/status`, 'utf8')) } catch { return true } }
+  await until(`the program ${ready.pid} is gone`, gone)
 })
 
 t.test('a restarted broker on the same socket path serves at once', async t => {

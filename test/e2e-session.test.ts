@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, writeFileS
 import { join } from 'node:path'
 import { readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
 import { startBroker } from './lib/broker.js'
+import { until } from './lib/container.js'
 import { runRoot, sleep } from './lib/proc.js'
 import { probeRule } from './lib/rules.js'
 import { asUser, jsonLine, runAs, spawnAs, userEnv, type RunningAs } from './lib/run.js'
@@ -219,7 +220,7 @@ t.test('broker shutdown kills every session and removes the broker\'s subtree', 
   await s.run.wait(10_000)
 })
 
-t.test('at start, a broker removes empty subtrees of dead brokers, and nothing else', async t => {
+t.test('at start, a broker removes empty subtrees of dead brokers, kills what a dead broker left running (a kill record), and touches nothing else', async t => {
   const own = cgroupOf('self')  // the broker inherits the test's cgroup
   const base = own === '/' ? '' : own
   // pids of processes that have exited: no broker lives there
@@ -235,7 +236,7 @@ t.test('at start, a broker removes empty subtrees of dead brokers, and nothing e
   for (const d of [emptyStale, `${emptyStale}/session-1`, `${emptyStale}/session-2`, busyStale, `${busyStale}/session-3`, live, `${live}/session-1`, other]) {
     mkdirSync(cgroupDir(d))
   }
-  // a process in the busy stale subtree: the kernel refuses to remove it, and the broker must not kill it
+  // a process in the busy stale subtree: a session a killed broker left running, which must not outlive it
   const sleeper = spawnAs(user, ['sleep', '30'])
   t.teardown(async () => {
     sleeper.kill('SIGKILL')
@@ -247,9 +248,10 @@ t.test('at start, a broker removes empty subtrees of dead brokers, and nothing e
   writeFileSync(join(cgroupDir(`${busyStale}/session-3`), 'cgroup.procs'), String(sleeper.pid))
   const b = await startBroker(t, tree, rules())
   t.notOk(existsSync(cgroupDir(emptyStale)), 'the empty subtree of a dead broker is removed')
-  t.ok(existsSync(cgroupDir(`${busyStale}/session-3`)), 'a dead broker\'s subtree that holds a process stays')
-  t.equal(cgroupOf(sleeper.pid), `${busyStale}/session-3`, 'and its process is where it was, alive')
-  t.ok(running(sleeper.pid))
+  const kill = await waitForAudit(b.audit, a => a.event === 'kill', 5000, 'the kill record')
+  t.match(kill, { reason: `left running by a dead broker (pid ${deadPids[1]})`, cgroup: busyStale, pids: [sleeper.pid] })
+  t.match(await sleeper.wait(5000), { code: null, signal: 'SIGKILL' }, 'the dead broker\'s session was killed')
+  await until(`${busyStale} is removed once empty`, () => !existsSync(cgroupDir(busyStale)))
   t.ok(existsSync(cgroupDir(`${live}/session-1`)), 'a subtree named after a live pid stays')
   t.ok(existsSync(cgroupDir(other)), 'a cgroup of another name stays')
   t.ok(existsSync(cgroupDir(`${base}/stx-elevated.${b.proc.pid}`)), 'the broker made its own')

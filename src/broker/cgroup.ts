@@ -14,8 +14,11 @@
  * MUST:
  *  - create cgroups only below the broker's own cgroup, in a subtree named
  *    after this broker process, and never move, change or remove anyone
- *    else's: at start only empty subtrees of dead brokers are removed
- *    (rmdir, which the kernel refuses for a cgroup that holds a process);
+ *    else's, with one exception: at start, subtrees of dead brokers (named
+ *    stx-elevated.PID in the same cgroup, PID no longer running) are the
+ *    sessions a killed broker left behind. Their programs must not outlive
+ *    it (they would keep what was granted to them), so they are killed
+ *    (cgroup.kill), and the empty subtrees removed;
  *  - keep sessions' cgroups root-owned 0755: the user can neither move a
  *    process out of one nor create cgroups inside;
  *  - never block the loop: a cgroup whose processes are still dying is
@@ -54,6 +57,17 @@ export interface SessionCgroups {
   create(id: number, uid: number): SessionCgroup;
   /** Shutdown (after the sessions killed theirs): remove what is left, waiting at most timeoutMs. */
   close(timeoutMs: number): Promise<void>;
+  /** Sessions of dead brokers killed at start: for the audit's kill records. */
+  readonly reaped: readonly Reaped[];
+}
+
+/** A dead broker's subtree whose processes were killed at start. */
+export interface Reaped {
+  /** The dead broker's pid, from the subtree's name. */
+  broker: number;
+  /** The subtree, as /proc/PID/cgroup names cgroups. */
+  cgroup: string;
+  pids: number[];
 }
 
 type Log = (message: string) => void;
@@ -126,6 +140,28 @@ function removeEmptyTree(dir: string): boolean {
   }
 }
 
+/** Every pid in dir and the cgroups below it. */
+function treeProcs(dir: string): number[] {
+  const pids = readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) pids.push(...treeProcs(path.join(dir, entry.name)));
+  }
+  return pids;
+}
+
+/** Remove a killed tree once its processes are gone: bounded retries on a timer that keeps nothing alive. */
+function removeWhenEmpty(dir: string, log: Log, delay = RETRY_FIRST_MS, tries = RETRIES): void {
+  setTimeout(() => {
+    try {
+      if (removeEmptyTree(dir)) return;
+    } catch (e) {
+      return log(`cannot remove ${dir}: ${(e as Error).message}`);
+    }
+    if (tries > 1) removeWhenEmpty(dir, log, Math.min(delay * 2, RETRY_MAX_MS), tries - 1);
+    else log(`${dir} still holds processes after they were killed`);
+  }, delay).unref();
+}
+
 const SUBTREE = /^stx-elevated\.(\d+)(?:\.\d+)?$/;
 /** Removal retries: first after 10 ms, doubling up to 1 s, 12 tries (about 7 s). */
 const RETRY_FIRST_MS = 10;
@@ -137,12 +173,12 @@ class BrokerSubtree implements SessionCgroups {
   readonly description: string;
   private readonly live = new Set<SubtreeSession>();
 
-  private constructor(private readonly cg: Cgroup2, readonly dir: string, readonly name: string, private readonly log: Log) {
+  private constructor(private readonly cg: Cgroup2, readonly dir: string, readonly name: string, private readonly log: Log, readonly reaped: Reaped[]) {
     this.description = `sessions' cgroups under ${dir}`;
   }
 
   static open(cg: Cgroup2, log: Log): BrokerSubtree {
-    BrokerSubtree.removeStale(cg.dir, log);
+    const reaped = BrokerSubtree.reapStale(cg, log);
     // A subtree of ours can only be there already when a dead broker had our
     // pid (a container restarted): reuse its name if it is empty, else take
     // the next free suffix and leave its processes alone.
@@ -159,29 +195,40 @@ class BrokerSubtree implements SessionCgroups {
         removeEmptyTree(dir);
         throw new CgroupError(`${dir} has no cgroup.kill (Linux 5.14 or later is needed to kill a session)`);
       }
-      return new BrokerSubtree(cg, dir, path.posix.join(cg.own, base), log);
+      return new BrokerSubtree(cg, dir, path.posix.join(cg.own, base), log, reaped);
     }
     throw new CgroupError(`stale subtrees stx-elevated.${process.pid}.* under ${cg.dir} still hold processes`);
   }
 
-  /** Empty subtrees of brokers that are gone; never a live broker's, never a cgroup that holds a process. */
-  private static removeStale(parent: string, log: Log): void {
+  /**
+   * Subtrees of brokers that are gone: empty ones removed, populated ones
+   * (a broker killed with its sessions running) killed, then removed once
+   * empty. Never a live broker's (its pid runs), never a cgroup of another name.
+   */
+  private static reapStale(cg: Cgroup2, log: Log): Reaped[] {
     let entries;
     try {
-      entries = readdirSync(parent, { withFileTypes: true });
+      entries = readdirSync(cg.dir, { withFileTypes: true });
     } catch (e) {
-      throw new CgroupError(`cannot list the broker's own cgroup ${parent}: ${(e as Error).message}`);
+      throw new CgroupError(`cannot list the broker's own cgroup ${cg.dir}: ${(e as Error).message}`);
     }
+    const reaped: Reaped[] = [];
     for (const entry of entries) {
       const m = SUBTREE.exec(entry.name);
       if (!m || !entry.isDirectory() || pidAlive(Number(m[1]))) continue;
-      const dir = path.join(parent, entry.name);
+      const dir = path.join(cg.dir, entry.name);
       try {
-        if (!removeEmptyTree(dir)) log(`left ${dir} of a dead broker: processes still run in it`);
+        if (removeEmptyTree(dir)) continue;
+        const pids = treeProcs(dir);
+        writeFileSync(path.join(dir, 'cgroup.kill'), '1');
+        log(`killed ${pids.length} processes a dead broker (pid ${m[1]}) left in ${dir}`);
+        reaped.push({ broker: Number(m[1]), cgroup: path.posix.join(cg.own, entry.name), pids });
+        removeWhenEmpty(dir, log);
       } catch (e) {
-        log(`cannot remove ${dir} of a dead broker: ${(e as Error).message}`);
+        log(`cannot clear ${dir} of a dead broker: ${(e as Error).message}`);
       }
     }
+    return reaped;
   }
 
   create(id: number): SessionCgroup {

@@ -171,6 +171,9 @@ function main(): void {
   }
   let rules = load(argv.rules, audit) ?? die(`refusing to start: the rules in ${argv.rules} are invalid`, EX_CONFIG);
   const cgroups = argv.cgroups ? sessionCgroups() : undefined;
+  for (const r of cgroups?.reaped ?? []) {
+    audit.record('kill', { reason: `left running by a dead broker (pid ${r.broker})`, cgroup: r.cgroup, pids: r.pids });
+  }
   let server: Server;
   try {
     server = new Server(socketPath(argv.socket), {

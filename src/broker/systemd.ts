@@ -116,6 +116,8 @@ export class SystemdScopes implements SessionCgroups {
   readonly description = 'sessions in transient scopes stx-elevate-*.scope of the users\' slices (user-UID.slice), through systemd over the system bus';
   private busPromise?: Promise<SystemdBus>;
   private readonly live = new Set<ScopeSession>();
+  /** Scopes are systemd's: a dead broker's are its to stop (they are in the users' slices, not ours). */
+  readonly reaped = [];
 
   constructor(private readonly cg: Cgroup2, private readonly log: Log) {
     // Connect now, so that the first session does not wait; a failure is
