@@ -4,13 +4,16 @@
  * MUST: give the launcher an empty environment (it runs as root until it
  * drops privileges; the program's environment travels as --env), put the
  * client's stdio at 0-2 and nothing else of the broker's in the child but
- * the numbered fds of CHILD_FD, and treat the launcher's control socket as the
- * only way the listener fd comes back.
+ * the numbered fds of CHILD_FD, treat the launcher's control socket as the
+ * only way the listener fd comes back, and hand back a pidfd taken before
+ * anyone could reap the launcher (so it names the launcher and nobody else).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, memfdWith, socketpair, type Rlimit } from '../shared/native/libc.js';
+import {
+  AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, memfdWith, pidfdOpen, reap, socketpair, spawnProcess, type Rlimit,
+} from '../shared/native/libc.js';
 
 export const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/stx-launch');
 
@@ -40,7 +43,10 @@ export interface LaunchPlan {
 }
 
 export interface Launched {
-  child: ChildProcess;
+  /** The launcher, then the program: our child, which the caller reaps (waitExited on pidfd). */
+  pid: number;
+  /** Readable once it exited (cloexec); the caller closes it. */
+  pidfd: number;
   control: number;          // broker's end of the control socket (cloexec)
 }
 
@@ -79,24 +85,27 @@ export function launcherArgs(plan: LaunchPlan): string[] {
   return args;
 }
 
-/** Start the launcher; the caller watches `control` and the child's exit. */
+/** Start the launcher; the caller watches `control` and `pidfd`, and reaps the launcher. */
 export function startLauncher(plan: LaunchPlan): Launched {
   const [control, childControl] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC);
   let filterFd = -1;
   try {
     filterFd = memfdWith('stx-filter', plan.filter);
-    // spawn() dup2()s each number to its index, which clears close-on-exec
-    // on exactly these copies and no others.
-    const child = spawn(LAUNCHER, launcherArgs(plan), {
-      stdio: [
-        ...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd,
-        ...(plan.cgroupFd >= 0 && !plan.cgroupFromControl ? [plan.cgroupFd] : []),
-      ],
-      env: {},
-      argv0: 'stx-launch',
-      windowsHide: true,
-    });
-    return { child, control };
+    const fds = [
+      ...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd,
+      ...(plan.cgroupFd >= 0 && !plan.cgroupFromControl ? [plan.cgroupFd] : []),
+    ];
+    const pid = spawnProcess(LAUNCHER, ['stx-launch', ...launcherArgs(plan)], fds);
+    let pidfd;
+    try {
+      // Not reaped by anyone but us: the pid is still the launcher's.
+      pidfd = pidfdOpen(pid);
+    } catch (e) {
+      process.kill(pid, osConstants.signals.SIGKILL);
+      reap(pid);
+      throw e;
+    }
+    return { pid, pidfd, control };
   } catch (e) {
     closeQuietly(control);
     throw e;

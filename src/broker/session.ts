@@ -21,10 +21,9 @@
  *    type comes from cached attributes (fileTypeCached), never fstat.
  */
 import { constants as osConstants } from 'node:os';
-import type { ChildProcess } from 'node:child_process';
 import {
-  type Passwd, MSG_NOSIGNAL, POLLIN, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal,
-  pollNow, recvmsg, sendmsg, shutdown,
+  type Passwd, MSG_NOSIGNAL, POLLIN, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdSendSignal,
+  pollNow, reap, recvmsg, sendmsg, shutdown, waitExited,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import {
@@ -36,7 +35,7 @@ import { BinaryError, type OpenBinary, openVerifiedBinary, sha256OfBinary } from
 import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 import { programEnvironment } from './environment.js';
 import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
-import { startLauncher } from './launch.js';
+import { startLauncher, type Launched } from './launch.js';
 import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
@@ -71,6 +70,9 @@ const SCM_MAX_FD = 253;
 /** Datagrams read off a connection after its last answer at most (the kernel queues few more). */
 const DRAIN_MAX = 1024;
 const S_IFDIR = 0o040000;
+/** Signal numbers to names as Node reported them (SIGABRT, not its alias SIGIOT: the first name of a number). */
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name);
 
 let lastId = 0;
 
@@ -80,8 +82,11 @@ export class Session {
   private readonly conn: FdWatch;
   private clientGone = false;
   private rule?: ProgramRule;
-  private child?: ChildProcess;
+  /** The launcher, then the program: our child, reaped in onPidfd. */
+  private pid?: number;
   private programPidfd = -1;
+  /** Watches programPidfd (and owns it): readable once the program exited. */
+  private exitWatch?: FdWatch;
   private control?: FdWatch;
   private supervisor?: Supervisor;
   private launchError?: string;
@@ -194,7 +199,7 @@ export class Session {
     // Off the loop: fds still queued on the connection are released by its close.
     this.conn.close(true);
     if (this.programPidfd >= 0) {
-      this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.child?.pid}`);
+      this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.pid}`);
       this.signalProgram(osConstants.signals.SIGHUP);
       this.killTimer = setTimeout(() => this.kill('the client went away'), HANGUP_GRACE_MS);
     }
@@ -303,7 +308,7 @@ export class Session {
         loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
         oomScoreAdj: context.oomScoreAdj,
       });
-      this.started(launched.child, launched.control, req);
+      this.started(launched, req);
       if (this.cgroup?.place) this.placeInCgroup(this.cgroup);
     } catch (e) {
       if (e instanceof BinaryError || e instanceof IdentityError || e instanceof CgroupError) {
@@ -384,7 +389,7 @@ export class Session {
         this.ctx.log(`session ${this.id}: cannot kill its cgroup: ${(e as Error).message}`);
       }
     }
-    if (this.programAlive() && !pids.includes(this.child!.pid!)) pids.push(this.child!.pid!);
+    if (this.programAlive() && !pids.includes(this.pid!)) pids.push(this.pid!);
     this.signalProgram(osConstants.signals.SIGKILL);
     if (pids.length > 0) this.audit('kill', { reason, pids });
   }
@@ -405,26 +410,43 @@ export class Session {
 
   /* ---- the program's side ---- */
 
-  private started(child: ChildProcess, control: number, req: RunRequest): void {
+  private started(launched: Launched, req: RunRequest): void {
     this.phase = 'launching';
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.argv = req.argv;
-    child.on('error', (e) => this.ctx.log(`session ${this.id}: launcher: ${e.message}`));
-    if (child.pid === undefined) {
-      closeQuietly(control);
-      throw new Error('the launcher did not start');
-    }
-    this.child = child;
-    child.on('exit', (code, signal) => this.onExit(code, signal, req));
-    this.control = new FdWatch(control, READABLE, () => this.onControl());
     try {
-      // Not yet reaped (exit is handled on a later tick), so this pid is ours.
-      this.programPidfd = pidfdOpen(child.pid);
+      this.exitWatch = new FdWatch(launched.pidfd, READABLE, () => this.onPidfd(req));
     } catch (e) {
-      // Nobody could answer its exec or signal it: end it; onExit cleans up.
-      child.kill('SIGKILL');
+      // Nobody would ever reap it: end it and reap it now.
+      pidfdSendSignal(launched.pidfd, osConstants.signals.SIGKILL);
+      reap(launched.pid);
+      closeQuietly(launched.pidfd);
+      closeQuietly(launched.control);
       throw e;
     }
+    this.pid = launched.pid;
+    this.programPidfd = launched.pidfd;
+    try {
+      this.control = new FdWatch(launched.control, READABLE, () => this.onControl());
+    } catch (e) {
+      // Nobody could answer its exec: end it; onExit cleans up.
+      closeQuietly(launched.control);
+      this.signalProgram(osConstants.signals.SIGKILL);
+      throw e;
+    }
+  }
+
+  /** The pidfd is readable: the launcher or the program has exited; reap it. */
+  private onPidfd(req: RunRequest): void {
+    let exited;
+    try {
+      exited = waitExited(this.programPidfd);
+    } catch (e) {
+      // Not ours to reap any more (cannot happen: only this session waits for it): stop watching.
+      this.ctx.log(`session ${this.id}: ${(e as Error).message}`);
+      exited = { code: null, signal: osConstants.signals.SIGKILL };
+    }
+    if (exited) this.onExit(exited.code, exited.signal, req);
   }
 
   /**
@@ -433,7 +455,7 @@ export class Session {
    * changes anything. Failure: the launcher is killed and the client told.
    */
   private placeInCgroup(cgroup: SessionCgroup): void {
-    cgroup.place!(this.child!.pid!).then(() => {
+    cgroup.place!(this.pid!).then(() => {
       if (this.killed || !this.control) return;
       const fd = cgroup.openDir();
       try {
@@ -496,7 +518,7 @@ export class Session {
       uid: this.client.uid,
       rule: () => this.currentRule(rule),
       binary: this.binary!,
-      launcherPid: this.child!.pid!,
+      launcherPid: this.pid!,
       ended: () => !this.programAlive(),
       quota: this.quota,
       reader: this.ctx.reader,
@@ -521,30 +543,32 @@ export class Session {
     this.execDone = true;
     this.phase = 'running';
     this.audit('launch', {
-      pid: this.child!.pid, argv: this.argv, rule: { file: this.rule!.file, section: 'program' }, client: { pid: this.client.pid },
+      pid: this.pid, argv: this.argv, rule: { file: this.rule!.file, section: 'program' }, client: { pid: this.client.pid },
       sandbox: this.sandbox.length > 0 ? this.sandbox : undefined,
     });
-    this.send({ v: 1, type: 'started', pid: this.child!.pid! });
+    this.send({ v: 1, type: 'started', pid: this.pid! });
   }
 
-  private onExit(code: number | null, signal: NodeJS.Signals | null, req: RunRequest): void {
+  private onExit(code: number | null, signal: number | null, req: RunRequest): void {
     this.onControl(); // the exec's end of file may still be queued
     // Its children go with it; the grant check already refuses them.
     this.kill(this.clientGone ? 'the client went away' : 'the program exited');
     this.closeSupervisor();
     this.refusals.close(); // summaries before the exit record
     if (this.killTimer) clearTimeout(this.killTimer);
-    closeQuietly(this.programPidfd);
+    this.exitWatch?.close(); // and its pidfd
+    this.exitWatch = undefined;
     this.programPidfd = -1;
-    const pid = this.child?.pid;
+    const pid = this.pid;
+    const signalName = signal === null ? null : SIGNAL_NAMES.get(signal) ?? `signal ${signal}`;
     if (!this.execDone) {
-      const why = this.launchError ?? (signal ? `the launcher was killed by ${signal}` : `the launcher exited with ${code}`);
+      const why = this.launchError ?? (signalName ? `the launcher was killed by ${signalName}` : `the launcher exited with ${code}`);
       this.audit('refuse', { pid, call: { name: 'run', args: { path: req.path } }, errno: 'EPERM', reason: `could not start: ${why}`, rule: { file: this.rule!.file, section: 'program' } });
       this.send({ v: 1, type: 'refused', reason: `the broker could not start ${req.path}: ${why}` });
     } else {
-      const status = code ?? 128 + (signal ? osConstants.signals[signal] : 0);
-      this.audit('exit', { pid, code, signal, status });
-      this.send({ v: 1, type: 'exit', code, signal });
+      const status = code ?? 128 + (signal ?? 0);
+      this.audit('exit', { pid, code, signal: signalName, status });
+      this.send({ v: 1, type: 'exit', code, signal: signalName });
     }
     this.phase = 'ended';
     if (!this.clientGone) this.conn.close(true);
@@ -559,7 +583,7 @@ export class Session {
 
   private maybeEnd(): void {
     if (!this.clientGone || this.phase === 'gone') return;
-    if (this.child && this.phase !== 'ended') return; // the program's exit comes later
+    if (this.pid !== undefined && this.phase !== 'ended') return; // the program's exit comes later
     this.control?.close();
     this.control = undefined;
     this.cgroup?.release();
