@@ -40,7 +40,7 @@ import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
 import { matchArgs, ruleFor } from './rules/match.js';
-import { buildFilter } from './seccomp/filter.js';
+import { filterFor } from './seccomp/compiled.js';
 import type { MemoryReader } from './seccomp/memread.js';
 import { Supervisor } from './seccomp/supervisor.js';
 import type { Limits, UserQuota } from './quota.js';
@@ -303,7 +303,7 @@ export class Session {
         uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
         env: programEnvironment(req.env, user, rule.keepEnv), argv: req.argv,
-        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule), cgroupFd,
+        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: filterFor(rule), cgroupFd,
         cgroupFromControl: this.cgroup?.place !== undefined,
         loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
         oomScoreAdj: context.oomScoreAdj,
