@@ -34,7 +34,7 @@ import type { Audit, AuditEvent } from './audit.js';
 import { BinaryError, type OpenBinary, openVerifiedBinary, sha256OfBinary } from './binary.js';
 import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 import { programEnvironment } from './environment.js';
-import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
+import { IdentityError, clientContext, clientStatus, type ClientIdentity } from './identity.js';
 import { startLauncher, type Launched } from './launch.js';
 import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
@@ -284,13 +284,14 @@ export class Session {
     const [stdin, stdout, stderr, cwd] = fds;
     let binaryFd = opened?.fd ?? -1, netnsFd = -1, cgroupFd = -1;
     try {
-      const sandbox = clientSandbox(this.client);
+      const status = clientStatus(this.client);
+      const sandbox = clientSandbox(this.client, status);
       if (sandbox.reasons.length > 0 && !rule.sandboxedClients) {
         return this.refuseRun(req.path, `the broker refused to run ${req.path}: you are in a sandbox (${sandbox.phrases.join(', ')}); `
           + `the rule ${rule.file} does not serve sandboxed clients (sandboxed-clients = allow)`, fds, { sandbox: sandbox.reasons });
       }
       this.sandbox = sandbox.reasons;
-      const context = clientContext(this.client);
+      const context = clientContext(this.client, status);
       netnsFd = context.netnsFd;
       const binary = opened ?? openVerifiedBinary(rule.path);
       binaryFd = binary.fd;
