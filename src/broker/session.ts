@@ -31,7 +31,8 @@ import {
   type BrokerMessage, type RunRequest, type SignalRequest,
 } from '../shared/protocol.js';
 import type { Audit, AuditEvent } from './audit.js';
-import { BinaryError, type OpenBinary, openVerifiedBinary, sha256OfBinary } from './binary.js';
+import { BinaryError, type OpenBinary, openVerifiedBinary } from './binary.js';
+import { digestOf } from './binary-digests.js';
 import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 import { programEnvironment } from './environment.js';
 import { IdentityError, clientContext, clientStatus, type ClientIdentity } from './identity.js';
@@ -235,7 +236,8 @@ export class Session {
 
   /**
    * A rule with a sha256 pin: open the binary, hash that very fd off the
-   * loop (binary.ts), and launch it only if the digest matches. The
+   * loop (binary.ts) unless its digest is remembered for that unchanged
+   * file (binary-digests.ts), and launch it only if the digest matches. The
    * session is `launching` meanwhile: no second run, and a signal has no
    * program to reach yet.
    */
@@ -249,7 +251,7 @@ export class Session {
       if (!(e instanceof BinaryError)) throw e;
       return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
     }
-    sha256OfBinary(binary.fd, PIN_DEADLINE_MS).then((digest) => {
+    digestOf(binary.fd, PIN_DEADLINE_MS).then((digest) => {
       if (this.clientGone) {
         closeQuietly(binary.fd);
         this.closeClientFds(fds);
@@ -261,7 +263,7 @@ export class Session {
         this.afterPin(() => this.launch(req, fds, rule, user, binary), fds);
       }
     }, (e: Error) => {
-      // sha256OfBinary closed the fd
+      // digestOf (sha256OfBinary) closed the fd
       if (this.clientGone) this.closeClientFds(fds);
       else this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
     });
