@@ -4,16 +4,15 @@
  * MUST: give the launcher an empty environment (it runs as root until it
  * drops privileges; the program's environment travels as --env), put the
  * client's stdio at 0-2 and nothing else of the broker's in the child but
- * the numbered fds of CHILD_FD, treat the launcher's control socket as the
- * only way the listener fd comes back, and hand back a pidfd taken before
- * anyone could reap the launcher (so it names the launcher and nobody else).
+ * the numbered fds of CHILD_FD, start it inside the session's cgroup (so
+ * nothing it does happens outside it), treat the launcher's control socket
+ * as the only way the listener fd comes back, and hand back the pidfd the
+ * kernel made with the launcher.
  */
-import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import {
-  AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, memfdWith, pidfdOpen, reap, socketpair, spawnProcess, type Rlimit,
-} from '../shared/native/libc.js';
+import { AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, memfdWith, socketpair, type Rlimit } from '../shared/native/libc.js';
+import { spawnInCgroup } from './spawn.js';
 
 export const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/stx-launch');
 
@@ -29,7 +28,7 @@ export interface LaunchPlan {
   stdio: [number, number, number];
   cwdFd: number;
   netnsFd: number;          // the client's network namespace
-  /** The session's cgroup (an O_DIRECTORY fd); -1: none (--no-cgroups), or sent later (cgroupFromControl). */
+  /** The session's cgroup (an O_DIRECTORY fd) the launcher is started in; -1: none (--no-cgroups), or sent later (cgroupFromControl). */
   cgroupFd: number;
   /** The launcher waits for its cgroup on the control socket ("cgroup" + 1 fd): a systemd scope made with its pid. */
   cgroupFromControl?: boolean;
@@ -50,7 +49,7 @@ export interface Launched {
   control: number;          // broker's end of the control socket (cloexec)
 }
 
-const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6, netns: 7, cgroup: 8 } as const;
+const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6, netns: 7 } as const;
 const UNLIMITED = 0xffffffffffffffffn;
 
 const limit = (n: bigint): string => (n === UNLIMITED ? 'unlimited' : n.toString());
@@ -72,8 +71,8 @@ export function launcherArgs(plan: LaunchPlan): string[] {
     '--oom-score-adj', String(plan.oomScoreAdj),
     '--ioprio', String(plan.ioprio),
   );
+  // Otherwise it is born in its cgroup (clone3 CLONE_INTO_CGROUP): nothing to join.
   if (plan.cgroupFromControl) args.push('--cgroup-fd', 'control');
-  else if (plan.cgroupFd >= 0) args.push('--cgroup-fd', String(CHILD_FD.cgroup));
   args.push(
     '--control-fd', String(CHILD_FD.control),
     '--cwd-fd', String(CHILD_FD.cwd),
@@ -91,20 +90,8 @@ export function startLauncher(plan: LaunchPlan): Launched {
   let filterFd = -1;
   try {
     filterFd = memfdWith('stx-filter', plan.filter);
-    const fds = [
-      ...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd,
-      ...(plan.cgroupFd >= 0 && !plan.cgroupFromControl ? [plan.cgroupFd] : []),
-    ];
-    const pid = spawnProcess(LAUNCHER, ['stx-launch', ...launcherArgs(plan)], fds);
-    let pidfd;
-    try {
-      // Not reaped by anyone but us: the pid is still the launcher's.
-      pidfd = pidfdOpen(pid);
-    } catch (e) {
-      process.kill(pid, osConstants.signals.SIGKILL);
-      reap(pid);
-      throw e;
-    }
+    const fds = [...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd];
+    const { pid, pidfd } = spawnInCgroup(LAUNCHER, ['stx-launch', ...launcherArgs(plan)], fds, plan.cgroupFromControl ? -1 : plan.cgroupFd);
     return { pid, pidfd, control };
   } catch (e) {
     closeQuietly(control);

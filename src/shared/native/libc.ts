@@ -62,8 +62,7 @@ const A = {
   msghdr: 0,          // 56 bytes
   iov: 64,            // 16 bytes
   small: 128,         // 256 bytes of scratch structs (ucred, sockaddr, int, ...)
-  control: 512,       // cmsg space for up to 253 fds (1032 bytes)
-  spawn: 2048,        // posix_spawn_file_actions_t, 80 bytes
+  control: 512,       // cmsg space for up to 253 fds
   io: 4096,           // message payload, up to MAX_IO
 } as const;
 export const MAX_IO = ARENA_SIZE - A.io;
@@ -101,11 +100,6 @@ const f = {
   getgrgid_r: libc.func('int getgrgid_r(uint32_t gid, void *grp, void *buf, size_t len, void *result)'),
   shutdown: libc.func('int shutdown(int fd, int how)'),
   statx: libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
-  posix_spawn: libc.func('int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)'),
-  spawnActionsInit: libc.func('int posix_spawn_file_actions_init(void *actions)'),
-  spawnActionsDestroy: libc.func('int posix_spawn_file_actions_destroy(void *actions)'),
-  spawnAddDup2: libc.func('int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)'),
-  spawnAddClosefrom: libc.func('int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)'),
   waitid: libc.func('int waitid(int idtype, int id, void *infop, int options)'),
 };
 
@@ -427,44 +421,7 @@ export function prlimitGet(pid: number, resource: number): Rlimit {
   return { soft: arena.readBigUInt64LE(A.small), hard: arena.readBigUInt64LE(A.small + 8) };
 }
 
-/* ---- starting and reaping processes ---- */
-
-/**
- * posix_spawn(path, argv) with an empty environment and exactly
- * `fds.length` fds: the child's fd i is a copy of our `fds[i]` (close-on-exec
- * cleared on the copy only), and every other fd is closed in the child
- * before the exec. Returns the pid once the exec has succeeded; throws a
- * SysError when it failed (glibc has then reaped the child).
- *
- * Why not child_process.spawn: libuv forks, and a fork copies the page
- * tables of the whole broker (1-2 ms for a 100 MB process, on the launch
- * path of every program); glibc's posix_spawn runs the child on a
- * CLONE_VM|CLONE_VFORK clone of its own stack, blocks every signal around
- * it and resets every handled signal to SIG_DFL in the child before the
- * exec, so none of the broker's handlers can run there. The caller must
- * reap the child (waitExited): libuv waits only for the pids it spawned.
- */
-export function spawnProcess(path: string, argv: readonly string[], fds: readonly number[]): number {
-  const actions = ptr(A.spawn);
-  const step = (call: string, rc: number): void => {
-    if (rc !== 0) throw new SysError(call, rc); // these return the error number
-  };
-  step('posix_spawn_file_actions_init', f.spawnActionsInit(actions));
-  try {
-    // Two passes, so that no copy overwrites a source still to be copied:
-    // first every source to a number above all of them, then down to 0..n-1.
-    const high = Math.max(fds.length, ...fds) + 1;
-    fds.forEach((fd, i) => step(`posix_spawn_file_actions_adddup2(${fd}, ${high + i})`, f.spawnAddDup2(actions, fd, high + i)));
-    fds.forEach((_, i) => step(`posix_spawn_file_actions_adddup2(${high + i}, ${i})`, f.spawnAddDup2(actions, high + i, i)));
-    step(`posix_spawn_file_actions_addclosefrom_np(${fds.length})`, f.spawnAddClosefrom(actions, fds.length));
-    const pid = [0];
-    const rc = f.posix_spawn(pid, path, actions, null, [...argv, null], [null]);
-    step(`posix_spawn(${path})`, rc);
-    return pid[0];
-  } finally {
-    f.spawnActionsDestroy(actions);
-  }
-}
+/* ---- reaping our children (src/broker/spawn.ts starts them) ---- */
 
 const P_PID = 1;
 const P_PIDFD = 3;
