@@ -4,7 +4,7 @@
  * ctime are those it was hashed with, and remembered only for a file whose
  * ctime had settled before the hashing began.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,7 +17,7 @@ t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Open read-only; closed at the end of the test. */
-function open(t: Tap.Test, file: string): number {
+function open(t: Test, file: string): number {
   const fd = fs.openSync(file, 'r');
   t.teardown(() => fs.closeSync(fd));
   return fd;
