@@ -5,7 +5,8 @@
  * drops privileges; the program's environment travels as --env), put the
  * client's stdio at 0-2 and nothing else of the broker's in the child but
  * the numbered fds of CHILD_FD, start it inside the session's cgroup (so
- * nothing it does happens outside it), treat the launcher's control socket
+ * nothing it does happens outside it; a systemd scope, made with its pid,
+ * it waits for before it changes anything), treat the launcher's control socket
  * as the only way the listener fd comes back, and hand back the pidfd the
  * kernel made with the launcher.
  */
