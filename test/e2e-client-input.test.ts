@@ -63,6 +63,19 @@ for (const { kase, what } of bad) {
   })
 }
 
+t.test('an empty datagram is a malformed message (an error and a client-rejected record), not the client closing', async t => {
+  const b = await broker()
+  const r = await rawClient(b.socket, 'empty')
+  t.equal(r.error, null, 'the raw client sent it')
+  t.equal(r.sent, 0)
+  t.same(r.replies, [{ v: 1, type: 'error', reason: 'empty message' }], 'answered: empty message')
+  t.ok(r.eof, 'then the broker closes the connection')
+  const rec = await waitForAudit(b.audit, a => a.event === 'client-rejected' && a.pid === r.pid, 5000, `client-rejected record for pid ${r.pid}`)
+  t.equal(rec.reason, 'empty message')
+  const next = await rawClient(b.socket, 'list')
+  t.match(next.replies[0], { type: 'programs' }, 'the next client is served')
+})
+
 t.test('after all that, the broker is still up and serving', async t => {
   const b = await broker()
   t.ok(b.alive())

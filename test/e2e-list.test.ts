@@ -124,10 +124,6 @@ t.test('list is a reserved name: `stx-elevate -- list` runs a program called lis
   t.equal(listed.code, 0, listed.stderr)
   t.equal(listed.stdout, humanList(user.name, [{ path: list, args: null, calls: ['socket inet raw icmp'] }]), 'without -- it is the command')
 
-  const reserved = await runAs(user, e.client(b.socket, 'watch'), env)
-  t.equal(reserved.code, 2, 'a reserved name not available yet is a usage error')
-  t.equal(reserved.stderr, 'stx-elevate: watch is not available yet; to run a program named watch, write stx-elevate -- watch\n')
-
   const extra = await runAs(user, e.client(b.socket, 'list', 'raw4'), env)
   t.equal(extra.code, 2, 'list takes no operand: a usage error')
   t.match(extra.stderr, /^stx-elevate list: Unknown argument: raw4\nusage: stx-elevate \[--socket PATH\] list \[--json\]\n$/)

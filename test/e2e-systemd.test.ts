@@ -14,22 +14,15 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { auditTail, readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
-import { repoRoot, USER } from './lib/paths.js'
-import { cleanArgv, rootEnv, runRoot, sleep, type Captured } from './lib/proc.js'
+import { CONTAINER_USER as cuser, systemdContainer, until, type Container } from './lib/container.js'
+import { cleanArgv, rootEnv } from './lib/proc.js'
 import { probeRule } from './lib/rules.js'
 import { jsonLine, runAs, spawnAs } from './lib/run.js'
 import { setupE2E } from './lib/setup.js'
-import type { TestUser } from './lib/users.js'
 
 const e = await setupE2E(t)
 const { fx, tree } = e
 
-const DIR = process.env.STX_SYSTEMD_DIR || '/var/tmp/stx-systemd'
-const SCRIPTS = join(repoRoot, 'test', 'systemd')
-/** debootstrap (~35 s on a fresh machine) and boot (~1 s), at most */
-const BOOT_TIMEOUT_MS = 180_000
-/** The container's user: the name the rule gives, ids of the container's own (the host's do not matter in there). */
-const cuser: TestUser = { name: USER, uid: 4001, gid: 4001 }
 const EXEC_GID = 4000
 /** The broker's own unit (not stx-elevate-*: those are the sessions'). */
 const BROKER_UNIT = 'stx-broker-test.scope'
@@ -37,48 +30,11 @@ const BROKER_UNIT = 'stx-broker-test.scope'
 const SCOPE = (session: number | string, prefix = '(/.*)?') =>
   new RegExp(`^${prefix}/user\\.slice/user-${cuser.uid}\\.slice/(stx-elevate-\\d+-${session}\\.scope)$`)
 
-interface Container {
-  /** the container's PID 1, as the host sees it */
-  leader: number
-  /** what runs a command inside: nsenter into all its namespaces */
-  via: string[]
-  /** run argv inside as root, bounded */
-  run(argv: string[], timeoutMs?: number): Promise<Captured>
-}
-
-let booted: Promise<Container> | undefined
-let bootStarted = false
-// Registered after setupE2E's: tap runs teardowns last-in first-out, so the
-// container is down before the tree it binds is removed and the lock released.
-t.teardown(async () => {
-  if (!bootStarted) return
-  const r = await runRoot(['bash', join(SCRIPTS, 'down.sh'), DIR], { timeoutMs: 30_000 }).catch((err: Error) => ({ code: -1, stderr: err.message, stdout: '' }))
-  if (r.code !== 0) process.stderr.write(`test/systemd/down.sh ${DIR} failed (code ${r.code}): ${r.stderr}${r.stdout}\n`)
-})
-
-async function boot(): Promise<Container> {
-  bootStarted = true
-  mkdirSync(DIR, { recursive: true, mode: 0o755 })
-  const started = Date.now()
-  const r = await runRoot(['bash', join(SCRIPTS, 'boot.sh'), DIR, `--bind=${tree.root}`],
-    { timeoutMs: BOOT_TIMEOUT_MS, env: rootEnv({ NODE: process.execPath }) })
-  const leader = Number(r.stdout.trim().split('\n').pop())
-  if (r.code !== 0 || !Number.isInteger(leader) || leader <= 1) {
-    throw new Error(`test/systemd/boot.sh ${DIR} failed (code ${r.code}, signal ${r.signal}):\n${r.stderr}${r.stdout}`)
-  }
-  t.comment(`systemd booted in ${((Date.now() - started) / 1000).toFixed(1)} s (PID 1 ${leader} on the host)`)
-  const via = ['nsenter', '-t', String(leader), '-a']
-  const c: Container = { leader, via, run: (argv, timeoutMs = 30_000) => runRoot([...via, ...argv], { timeoutMs }) }
-  const setup = await c.run(['sh', '-ec', [
-    `groupadd -g ${EXEC_GID} stx-elevate`,
-    `groupadd -g ${cuser.gid} ${cuser.name}`,
-    `useradd -M -N -u ${cuser.uid} -g ${cuser.gid} -d / -s /usr/sbin/nologin ${cuser.name}`,
-    `test -x ${tree.broker} && test -x ${fx.probe}`,
-  ].join('\n')])
-  if (setup.code !== 0) throw new Error(`setting up the container failed (code ${setup.code}): ${setup.stderr}${setup.stdout}`)
-  return c
-}
-const container = () => (booted ??= boot())
+// Registered after setupE2E's: the container is down before the tree it binds is removed.
+const { container, booted } = systemdContainer(t, tree, [
+  `groupadd -g ${EXEC_GID} stx-elevate`,
+  `test -x ${tree.broker} && test -x ${fx.probe}`,
+])
 
 /** The v2 line of PID's /proc/PID/cgroup, PID as the container sees it (its /proc, through its PID 1's root). */
 function cgroupIn(c: Container, pid: number): string {
@@ -103,14 +59,6 @@ async function sessionUnits(c: Container): Promise<string> {
   return r.stdout.trim()
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`)
-    await sleep(50)
-  }
-}
-
 interface InsideBroker { socket: string, audit: string, stdout(): string, stderr(): string }
 
 let brokerStarted: Promise<InsideBroker> | undefined
@@ -120,7 +68,7 @@ let brokerOut = ''
 let brokerErr = ''
 t.teardown(async () => {
   if (!brokerProc) return
-  const c = await booted?.catch(() => undefined)
+  const c = await booted()
   if (c && !brokerExited) await c.run(['systemctl', 'stop', BROKER_UNIT], 15_000).catch(() => undefined)
   await until('the broker to exit', () => brokerExited, 10_000).catch(() => {
     try { process.kill(-brokerProc!.pid!, 'SIGKILL') } catch { /* gone */ }

@@ -45,3 +45,11 @@ t.test('stx-elevate(1) documents check; stx-elevated(8) --check and status 78', 
   t.match(text('stx-elevated.8'), /^\.B \\-\\-check$/m)
   t.match(text('stx-elevated.8'), /^\.B 78$/m)
 })
+
+t.test('stx-elevate(1) documents strip, strip --reapply and restore, their options and FILES', async t => {
+  const man = text('stx-elevate.1')
+  for (const line of ['.B strip', '.B strip \\-\\-reapply', '.B restore', '.SH FILES', '.I /etc/dpkg/dpkg.cfg.d/stx\\-elevate']) {
+    t.match(man, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), line)
+  }
+  for (const option of ['dry\\-run', 'state\\-dir', 'shim\\-dir', 'no\\-shim']) t.match(man, `\\-\\-${option}`, `--${option.replace('\\', '')}`)
+})

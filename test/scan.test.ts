@@ -23,7 +23,7 @@ const tree = await installTree()
 t.teardown(() => tree.remove())
 t.strictSame(tree.missing, [], 'the installed tree is complete (npm run build first)')
 
-const LEARN = 'find out with stx-elevate learn (not available in this version yet)'
+const LEARN = 'find out with stx-elevate learn'
 const gid = (name: string) => Number(execFileSync('getent', ['group', name], { encoding: 'utf8' }).split(':')[2])
 
 // ---- the test tree -------------------------------------------------------------------

@@ -7,7 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import pino from 'pino';
 import { DEFAULT_EXEC_GROUP, DEFAULT_RULES, socketPath } from '../shared/defaults.js';
 import { closeQuietly, getgrnamGid } from '../shared/native/libc.js';
-import { openAudit, type Audit } from './audit.js';
+import { AuditError, defaultAuditTarget, openAudit, type Audit } from './audit.js';
 import { BinaryError, openVerifiedBinary } from './binary.js';
 import { CgroupError, openSessionCgroups, type SessionCgroups } from './cgroup.js';
 import { LAUNCHER } from './launch.js';
@@ -15,7 +15,10 @@ import { DEFAULT_LIMITS, type Limits } from './quota.js';
 import { MemoryReader } from './seccomp/memread.js';
 import { loadRules } from './rules/load.js';
 import type { RuleSet } from './rules/model.js';
+import { sdNotify } from './sd-notify.js';
 import { Server } from './server.js';
+import { Watchers } from './watchers.js';
+import { packageVersion } from '../shared/version.js';
 
 const log = pino({ base: null, name: 'stx-elevated' }, pino.destination({ dest: 2, sync: true }));
 
@@ -23,6 +26,9 @@ function die(message: string, status = 1): never {
   process.stderr.write(`stx-elevated: ${message}\n`);
   process.exit(status);
 }
+
+/** Who besides root may watch the audit stream: like adm reading /var/log. */
+const DEFAULT_WATCH_GROUP = 'adm';
 
 /** sysexits.h EX_CONFIG: invalid rules, at start and for --check. */
 const EX_CONFIG = 78;
@@ -77,6 +83,8 @@ function limitsFrom(argv: Record<string, unknown>): Limits {
     idleMs: seconds('idle-timeout'),
     refusalLimit: count('refusal-limit'),
     readDeadlineMs: seconds('read-timeout'),
+    watchersPerUser: count('max-watchers-per-user'),
+    watchers: count('max-watchers'),
   };
 }
 
@@ -114,9 +122,14 @@ function main(): void {
   const argv = yargs(hideBin(process.argv))
     .scriptName('stx-elevated')
     .usage('$0 [options]\n\nThe stx-elevate broker: runs programs for users, performing as root only the calls their rules allow.')
+    .version(false)
     .option('socket', { type: 'string', describe: 'listening socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
     .option('rules', { type: 'string', default: DEFAULT_RULES, describe: 'rules directory' })
-    .option('audit', { type: 'string', describe: 'audit log: a file, or - for standard output (default: standard error)' })
+    .option('audit', {
+      type: 'string',
+      describe: 'audit log: a file, - for standard output, journal (journald\'s native socket) or syslog (/dev/log) '
+        + '(default: the journal where journald runs, else syslog where /dev/log exists, else standard error)',
+    })
     .option('exec-group', { type: 'string', default: DEFAULT_EXEC_GROUP, describe: 'powerless group used as the programs\' real gid' })
     // yargs reads --no-cgroups as cgroups = false.
     .option('cgroups', {
@@ -130,20 +143,32 @@ function main(): void {
     .option('idle-timeout', { type: 'number', default: DEFAULT_LIMITS.idleMs / 1000, describe: 'seconds a connection may stay without a request' })
     .option('refusal-limit', { type: 'number', default: DEFAULT_LIMITS.refusalLimit, describe: 'refused calls after which a session is killed' })
     .option('read-timeout', { type: 'number', default: DEFAULT_LIMITS.readDeadlineMs / 1000, describe: 'seconds a read of a program\'s memory may run before its session is killed' })
+    .option('watch-group', { type: 'string', default: DEFAULT_WATCH_GROUP, describe: 'group whose members (besides root) may watch the audit stream (stx-elevate watch)' })
+    .option('max-watchers-per-user', { type: 'number', default: DEFAULT_LIMITS.watchersPerUser, describe: 'connections of one user watching the audit stream' })
+    .option('max-watchers', { type: 'number', default: DEFAULT_LIMITS.watchers, describe: 'connections watching the audit stream, all users together' })
     .option('check', { type: 'boolean', default: false, describe: 'validate the rules and exit: 0 valid, 78 invalid (starts nothing)' })
+    .option('version', { type: 'boolean', describe: 'print the version and exit' })
     .strict()
-    .version(false)
     .help()
     .fail((msg) => usage(msg))
     .parseSync();
+  if (argv.version) {
+    process.stdout.write(`stx-elevated ${packageVersion()}\n`);
+    process.exit(0);
+  }
   const limits = limitsFrom(argv);
   if (argv.check) checkOnly(argv.rules);
 
   if (process.getuid?.() !== 0) die('must run as root');
-  const audit = openAudit(argv.audit);
+  const audit = openAuditOrDie(argv.audit ?? defaultAuditTarget());
   const execGid = getgrnamGid(argv['exec-group']);
   if (execGid === undefined) die(`group ${argv['exec-group']} does not exist; create it with: groupadd --system ${argv['exec-group']}`);
   checkLauncher();
+  const watchers = new Watchers(argv['watch-group'], (m) => log.warn(m));
+  audit.listen((time, event, fields) => watchers.publish(time, event, fields));
+  if (getgrnamGid(watchers.group) === undefined) {
+    log.warn(`the watch group ${watchers.group} does not exist: only root may watch the audit stream (stx-elevate watch)`);
+  }
   let rules = load(argv.rules, audit) ?? die(`refusing to start: the rules in ${argv.rules} are invalid`, EX_CONFIG);
   const cgroups = argv.cgroups ? sessionCgroups() : undefined;
   let server: Server;
@@ -156,21 +181,25 @@ function main(): void {
       log: (m) => log.warn(m),
       limits,
       reader: new MemoryReader(limits.readDeadlineMs, MemoryReader.capFor(threadPoolSize())),
+      watchers,
     });
   } catch (e) {
     void cgroups?.close(0); // the subtree is still empty: removed at once
     throw e;
   }
   process.on('SIGHUP', () => {
+    sdNotify('RELOADING=1', (m) => log.warn(m));
     // A broken file never loosens the policy: keep the rules we had.
     const next = load(argv.rules, audit);
     if (next) rules = next;
+    sdNotify(`READY=1\nSTATUS=${next ? serving(rules) : `kept the previous rules: the rules in ${rules.dir} are invalid`}`, (m) => log.warn(m));
   });
   let stopping = false;
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.on(sig, () => {
       if (stopping) return;
       stopping = true;
+      sdNotify('STOPPING=1', (m) => log.warn(m));
       // Sessions kill their cgroups; the subtree goes once they are empty (bounded).
       server.close();
       audit.flush();
@@ -182,6 +211,22 @@ function main(): void {
     log.error({ err: e }, 'uncaught exception');
   });
   log.info(`listening on ${server.socketPath}`);
+  sdNotify(`READY=1\nSTATUS=${serving(rules)}`, (m) => log.warn(m));
+}
+
+/** systemctl status's line: what the broker serves. */
+function serving(rules: RuleSet): string {
+  const n = rules.programs.size;
+  return `serving ${n} program${n === 1 ? '' : 's'} from ${rules.dir}`;
+}
+
+function openAuditOrDie(target: string | undefined): Audit {
+  try {
+    return openAudit(target);
+  } catch (e) {
+    if (e instanceof AuditError) die(e.message);
+    throw e;
+  }
 }
 
 main();

@@ -13,7 +13,11 @@
  *    lingering socket stays counted while its close blocks);
  *  - `notificationsPerUser` trapped calls in flight: received and not yet
  *    answered, or answered but with a read of the program's memory still
- *    running on the thread pool (a read stuck on FUSE stays counted).
+ *    running on the thread pool (a read stuck on FUSE stays counted);
+ *  - `watchersPerUser` connections watching the audit stream (each also a
+ *    session), and all users together at most `watchers`: each holds a
+ *    bounded queue of records (watcher.ts), so their number bounds the
+ *    broker's memory for them.
  *
  * MUST: key every count by the kernel's uid, never by the client's words;
  * give every refusal a reason naming the user, the resource and the limit;
@@ -33,6 +37,10 @@ export interface Limits {
   refusalLimit: number;
   /** A read of a program's memory running longer than this kills the session. */
   readDeadlineMs: number;
+  /** Connections of one user watching the audit stream. */
+  watchersPerUser: number;
+  /** Connections watching the audit stream, all users together. */
+  watchers: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = {
@@ -43,7 +51,12 @@ export const DEFAULT_LIMITS: Readonly<Limits> = {
   refusalsLogged: 20,
   refusalLimit: 10_000,
   readDeadlineMs: 2000,
+  watchersPerUser: 4,
+  watchers: 64,
 };
+
+/** What all users hold together. */
+interface Totals { watchers: number }
 
 /** One unit of a user's notifications in flight; freed when its last holder lets go. */
 export class Slot {
@@ -66,12 +79,14 @@ export class UserQuota {
   sessions = 0;
   fds = 0;
   notifications = 0;
+  watchers = 0;
 
   constructor(
     readonly uid: number,
     readonly name: string,
     private readonly limits: Readonly<Limits>,
     private readonly idle: (q: UserQuota) => void,
+    private readonly totals: Totals = { watchers: 0 },
   ) {}
 
   /** Take a session, or say why not. */
@@ -125,17 +140,38 @@ export class UserQuota {
     this.maybeIdle();
   }
 
+  /** Take a watcher (of this user's and of all users'), or say why not. */
+  openWatcher(): string | undefined {
+    if (this.watchers >= this.limits.watchersPerUser) {
+      return `too many watchers for ${this.name} (limit ${this.limits.watchersPerUser})`;
+    }
+    if (this.totals.watchers >= this.limits.watchers) {
+      return `too many watchers (limit ${this.limits.watchers} for all users)`;
+    }
+    this.watchers++;
+    this.totals.watchers++;
+    return undefined;
+  }
+
+  closeWatcher(): void {
+    if (this.watchers === 0) return;
+    this.watchers--;
+    this.totals.watchers--;
+    this.maybeIdle();
+  }
+
   private fdReason(): string {
     return `too many fds held for ${this.name} (limit ${this.limits.fdsPerUser})`;
   }
 
   private maybeIdle(): void {
-    if (this.sessions === 0 && this.fds === 0 && this.notifications === 0) this.idle(this);
+    if (this.sessions === 0 && this.fds === 0 && this.notifications === 0 && this.watchers === 0) this.idle(this);
   }
 }
 
 export class Quotas {
   private readonly users = new Map<number, UserQuota>();
+  private readonly totals: Totals = { watchers: 0 };
 
   constructor(readonly limits: Readonly<Limits>) {}
 
@@ -145,10 +181,15 @@ export class Quotas {
     if (!q) {
       q = new UserQuota(uid, name ?? `uid ${uid}`, this.limits, (idle) => {
         if (this.users.get(idle.uid) === idle) this.users.delete(idle.uid);
-      });
+      }, this.totals);
       this.users.set(uid, q);
     }
     return q;
+  }
+
+  /** Watchers of all users. */
+  get watchers(): number {
+    return this.totals.watchers;
   }
 
   /** Users with anything held (for tests and logs). */

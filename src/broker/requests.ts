@@ -3,12 +3,12 @@
  * message type, the phases in which it is allowed, the fds it must carry,
  * and its handler. Anything not in a row ends the connection.
  */
-import type { ClientMessage, RunRequest, SignalRequest } from '../shared/protocol.js';
+import type { ClientMessage, RunRequest, SignalRequest, WatchRequest } from '../shared/protocol.js';
 import { RUN_FDS } from '../shared/protocol.js';
 import type { Session } from './session.js';
 
-/** new -> launching -> running -> ended -> gone */
-export type Phase = 'new' | 'launching' | 'running' | 'ended' | 'gone';
+/** new -> launching -> running -> ended -> gone; new -> watching -> gone */
+export type Phase = 'new' | 'launching' | 'running' | 'ended' | 'watching' | 'gone';
 
 export interface RequestRow {
   phases: readonly Phase[];
@@ -33,5 +33,11 @@ export const REQUESTS: Record<ClientMessage['type'], RequestRow> = {
     phases: ['new'],
     fds: 0,
     handle: (session) => session.list(),
+  },
+  /** The live audit stream: answered, then records until either side closes; nothing more may come from the client. */
+  watch: {
+    phases: ['new'],
+    fds: 0,
+    handle: (session, message) => session.watch(message as WatchRequest),
   },
 };

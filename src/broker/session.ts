@@ -18,17 +18,20 @@
  *    close has returned, and close a connection that stays in phase `new`
  *    past the idle time (quota.ts);
  *  - never touch a client's fd in a way that can block the loop: the cwd's
- *    type comes from cached attributes (fileTypeCached), never fstat.
+ *    type comes from cached attributes (fileTypeCached), never fstat;
+ *  - serve `watch` only to whom Watchers.refusal admits, within the user's
+ *    watcher quota; a watcher's records go out through its Watcher, which
+ *    never waits for the reader (watcher.ts).
  */
 import { constants as osConstants } from 'node:os';
 import {
-  type Passwd, MSG_NOSIGNAL, POLLIN, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdSendSignal,
+  type Passwd, MSG_NOSIGNAL, POLLHUP, POLLIN, POLLRDHUP, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdSendSignal,
   pollNow, reap, recvmsg, sendmsg, shutdown, waitExited,
 } from '../shared/native/libc.js';
-import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
+import { FdWatch, READABLE, WRITABLE } from '../shared/native/uvpoll.js';
 import {
   MAX_MESSAGE, ProtocolError, decodeClientMessage, encode,
-  type BrokerMessage, type RunRequest, type SignalRequest,
+  type BrokerMessage, type RunRequest, type SignalRequest, type WatchRequest,
 } from '../shared/protocol.js';
 import type { Audit, AuditEvent } from './audit.js';
 import { BinaryError, type OpenBinary, openVerifiedBinary } from './binary.js';
@@ -47,6 +50,8 @@ import { Supervisor } from './seccomp/supervisor.js';
 import type { Limits, UserQuota } from './quota.js';
 import { RefusalLimiter, type RefusalFields } from './refusals.js';
 import { currentRule, programsFor, type CurrentRule } from './policy.js';
+import type { Watcher } from './watcher.js';
+import type { Watchers } from './watchers.js';
 
 /** What every session shares: the broker's state, never the client's. */
 export interface BrokerContext {
@@ -60,6 +65,8 @@ export interface BrokerContext {
   limits: Readonly<Limits>;
   /** Reads of programs' memory, on the thread pool. */
   reader: MemoryReader;
+  /** The live audit stream's watchers. */
+  watchers: Watchers;
   /** The session ended and released everything. */
   ended(session: Session): void;
 }
@@ -104,13 +111,19 @@ export class Session {
   private readonly refusals: RefusalLimiter;
   /** The program's rule in the rules loaded now, decided again after each reload (policy.ts). */
   private current?: { rules: RuleSet; state: CurrentRule };
+  /** Phase `watching`: where this connection's records go. */
+  private watcher?: Watcher;
 
   /** `quota`: the user's counts, with this session already counted in them (Server.admit). */
   constructor(connFd: number, private readonly client: ClientIdentity, private readonly ctx: BrokerContext, private readonly quota: UserQuota) {
     const { limits } = ctx;
     this.refusals = new RefusalLimiter(limits.refusalsLogged, limits.refusalLimit,
       (fields) => this.audit('refuse', fields), (why) => this.kill(why));
-    this.conn = new FdWatch(connFd, READABLE, () => this.onClientReadable());
+    this.conn = new FdWatch(connFd, READABLE, (status, events) => {
+      // WRITABLE is asked for only while a watcher has records waiting.
+      if (status === 0 && (events & WRITABLE) !== 0) this.watcher?.writable();
+      if (status !== 0 || (events & ~WRITABLE) !== 0) this.onClientReadable();
+    });
     // A connection that never asks holds a session of the user's quota.
     this.idleTimer = setTimeout(() => {
       if (this.phase === 'new' && !this.clientGone) this.reject(`no request within ${limits.idleMs / 1000} s`);
@@ -141,7 +154,7 @@ export class Session {
       return this.onClientGone(`receive failed: ${(e as Error).message}`);
     }
     if (!got) return;
-    if (got.data.length === 0 && got.fds.length === 0) return this.onClientGone('client closed the connection');
+    if (got.data.length === 0 && got.fds.length === 0 && this.clientHungUp()) return this.onClientGone('client closed the connection');
     // Held from now until their closes return, whatever becomes of the message.
     this.quota.holdFds(got.fds.length);
     const over = this.quota.fdsOver();
@@ -163,6 +176,15 @@ export class Session {
       if (!(e instanceof ProtocolError)) this.ctx.log(`session ${this.id}: ${(e as Error).stack}`);
       this.reject(e instanceof ProtocolError ? e.message : `internal error: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * An empty datagram reads as the close does (0 bytes, no fds); only the
+   * close (or the client's shutdown of its sending side) is a hang-up. The
+   * empty datagram is a malformed message like any other.
+   */
+  private clientHungUp(): boolean {
+    return (pollNow(this.conn.fd, POLLRDHUP) & (POLLHUP | POLLRDHUP)) !== 0;
   }
 
   private send(message: BrokerMessage): void {
@@ -197,6 +219,7 @@ export class Session {
     if (this.clientGone) return;
     this.clientGone = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.stopWatching();
     // Off the loop: fds still queued on the connection are released by its close.
     this.conn.close(true);
     if (this.programPidfd >= 0) {
@@ -366,6 +389,51 @@ export class Session {
     } catch (e) {
       this.ctx.log(`session ${this.id}: dropping what the client sent after its request: ${(e as Error).message}`);
     }
+  }
+
+  /**
+   * `watch`: root and the watch group's members get every audit record
+   * from now on (as their filters narrow it) until either side closes. A
+   * refusal is recorded (`refuse`, call watch); a watcher over its quota is
+   * turned away like any client over one (`client-rejected`). A served
+   * watch writes no record, as a read of the audit log writes none.
+   */
+  watch(req: WatchRequest): boolean {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    const watchers = this.ctx.watchers;
+    const refusal = watchers.refusal(this.client);
+    if (refusal) {
+      this.audit('refuse', {
+        pid: this.client.pid, call: { name: 'watch', args: { user: req.user, program: req.program } }, errno: 'EPERM',
+        reason: refusal, group: watchers.group,
+      });
+      this.send({ v: 1, type: 'refused', reason: refusal });
+      this.dropUnread();
+      this.onClientGone('refused');
+      return false;
+    }
+    const over = this.quota.openWatcher();
+    if (over) {
+      this.dropUnread();
+      this.refuseQuota(over);
+      return false;
+    }
+    this.phase = 'watching';
+    this.send({ v: 1, type: 'watching' });
+    this.watcher = watchers.add({ user: req.user, program: req.program }, {
+      fd: this.conn.fd,
+      wantWritable: (on) => this.conn.events(on ? READABLE | WRITABLE : READABLE),
+      gone: (why) => this.onClientGone(why),
+    });
+    return false;
+  }
+
+  /** The watcher sends nothing more, and leaves the user's count. */
+  private stopWatching(): void {
+    if (!this.watcher) return;
+    this.ctx.watchers.remove(this.watcher);
+    this.watcher = undefined;
+    this.quota.closeWatcher();
   }
 
   signal(req: SignalRequest): boolean {
@@ -593,6 +661,7 @@ export class Session {
     closeQuietly(this.client.pidfd);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.refusals.close();
+    this.stopWatching();
     this.phase = 'gone';
     this.ctx.ended(this);
   }

@@ -11,6 +11,7 @@ import {
   MAX_MESSAGE, ProtocolError, decodeBrokerMessage, encode,
   type BrokerMessage, type ForwardedSignal, type Programs, type ProtocolFailure, type Refused,
 } from '../shared/protocol.js';
+import type { Dropped, WatchedEvent } from '../shared/protocol.js';
 
 /** sizeof(sockaddr_un.sun_path) less its NUL. */
 const MAX_SOCKET_PATH = 107;
@@ -31,6 +32,7 @@ export function unreachable(socketPath: string, e: unknown): string {
 
 export class BrokerConnection {
   private watch?: FdWatch;
+  private closed = false;
 
   private constructor(private readonly fd: number) {}
 
@@ -116,6 +118,53 @@ export class BrokerConnection {
     });
   }
 
+  /**
+   * Ask for the broker's live audit stream. `onMessage` gets the answer
+   * (`watching`, or `refused`/`error`), then, after `watching`, each
+   * `event` and `dropped` message, and null when the broker closed; a
+   * message out of that order rejects with ProtocolError through `onError`,
+   * as does a failed receive.
+   */
+  watchAudit(user: string | null, program: string | null, onMessage: (m: WatchMessage | null) => void, onError: (e: Error) => void): void {
+    try {
+      sendmsg(this.fd, encode({ v: 1, type: 'watch', user, program }));
+    } catch (e) {
+      const why = this.queuedMessage();
+      this.close();
+      if (why?.type === 'refused' || why?.type === 'error') return onMessage(why);
+      return onError(e as Error);
+    }
+    let answered = false;
+    const fail = (e: Error): void => {
+      this.close();
+      onError(e);
+    };
+    this.watch = new FdWatch(this.fd, READABLE, () => {
+      for (;;) {
+        let m;
+        try {
+          const got = recvmsg(this.fd, MAX_MESSAGE, 0);
+          if (!got) return;
+          got.fds.forEach(closeQuietly);
+          if (got.data.length === 0) {
+            this.close();
+            return onMessage(null);
+          }
+          m = decodeBrokerMessage(got.data);
+        } catch (e) {
+          return fail(e as Error);
+        }
+        const expected = answered ? ['event', 'dropped'] : ['watching', 'refused', 'error'];
+        if (!expected.includes(m.type)) {
+          return fail(new ProtocolError(`unexpected ${m.type} message ${answered ? 'in the audit stream' : 'in answer to watch'}`));
+        }
+        answered = true;
+        onMessage(m as WatchMessage);
+        if (this.closed) return; // onMessage ended the watch
+      }
+    });
+  }
+
   signal(signal: ForwardedSignal): void {
     sendmsg(this.fd, encode({ v: 1, type: 'signal', signal }));
   }
@@ -154,7 +203,11 @@ export class BrokerConnection {
   }
 
   close(): void {
+    this.closed = true;
     if (this.watch) this.watch.close();
     else closeQuietly(this.fd);
   }
 }
+
+/** What a watch gets, in order: `watching` (or refused/error, then the end), then events and drop notices. */
+export type WatchMessage = BrokerMessage & { type: 'watching' | 'refused' | 'error' } | WatchedEvent | Dropped;

@@ -3,16 +3,16 @@
  * and exit 1 (usage errors 2); otherwise it exits with the program's status.
  *
  * `stx-elevate WORD ...` runs the program WORD unless WORD is one of the
- * command names below, which are reserved (also those not implemented
- * yet, so that a program never changes meaning with an upgrade);
- * `stx-elevate -- WORD ...` always runs a program.
+ * command names below, which are reserved (a new command is a change of
+ * meaning for scripts that run a program of its name: say so in the
+ * release notes); `stx-elevate -- WORD ...` always runs a program.
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
-import { CHECK_USAGE, LIST_USAGE, SCAN_USAGE } from './commands/usage.js';
+import { CHECK_USAGE, COMPLETION_USAGE, LEARN_USAGE, LIST_USAGE, RESTORE_USAGE, SCAN_USAGE, STRIP_USAGE, WATCH_USAGE } from './commands/usage.js';
 
 mark('loaded');
 
@@ -22,22 +22,26 @@ function fail(message: string, status: number): never {
 }
 
 /**
- * Command names; undefined: reserved, not available yet. A command gets
+ * Command names. A command gets
  * the arguments after its name and the options before it, prints its own
  * failures, and gives the exit status.
  */
 type Command = (argv: string[], global: { socket: string }) => number | Promise<number>;
 
+/** What yargs's completion script asks with (commands/completion.ts answers). */
+const COMPLETION_KEY = '--get-yargs-completions';
+
 /* Loaded on use: running a program (the common case, every second from
  * scripts) should not pay for the rule parser that `check` loads. */
-const COMMANDS: Record<string, (() => Promise<Command>) | undefined> = {
+const COMMANDS: Record<string, () => Promise<Command>> = {
   check: async () => (await import('./commands/check.js')).checkCommand,
   list: async () => (await import('./commands/list.js')).listCommand,
-  learn: undefined,
-  watch: undefined,
+  learn: async () => (await import('./commands/learn.js')).learnCommand,
+  watch: async () => (await import('./commands/watch.js')).watchCommand,
   scan: async () => (await import('./commands/scan.js')).scanCommand,
-  strip: undefined,
-  restore: undefined,
+  strip: async () => (await import('./commands/strip.js')).stripCommand,
+  restore: async () => (await import('./commands/restore.js')).restoreCommand,
+  completion: async () => (await import('./commands/completion.js')).completionCommand,
 };
 
 /** Where a command name stands in args: the first word that is not an option (or --socket's value), before any "--". */
@@ -53,27 +57,41 @@ function commandAt(args: string[]): number | undefined {
 
 async function main(): Promise<void> {
   const all = hideBin(process.argv);
+  if (all[0] === COMPLETION_KEY) {
+    const { answerCompletion } = await import('./commands/completion.js');
+    process.exit(answerCompletion(all.slice(1), Object.keys(COMMANDS).filter((name) => COMMANDS[name])));
+  }
   const at = commandAt(all);
   const parsed = yargs(at === undefined ? all : all.slice(0, at))
     .scriptName('stx-elevate')
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
       + `${CHECK_USAGE}\n`
       + `${LIST_USAGE}\n`
-      + `${SCAN_USAGE}\n\n`
+      + `${SCAN_USAGE}\n`
+      + `${STRIP_USAGE}\n`
+      + `${RESTORE_USAGE}\n`
+      + `${LEARN_USAGE}\n`
+      + `${WATCH_USAGE}\n`
+      + `${COMPLETION_USAGE}\n\n`
       + 'Run PROGRAM as yourself; the stx-elevated broker performs, as root, only the calls its rule allows.\n'
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
+    // yargs's own --version reads package.json at every start: ours only when asked.
+    .version(false)
     .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
+    .option('version', { type: 'boolean', describe: 'print the version and exit' })
     .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
     .strictOptions()
-    .version(false)
     .help()
     .fail((msg) => fail(`${msg}\nTry 'stx-elevate --help'.`, 2))
     .parseSync();
+  if (parsed.version) {
+    const { packageVersion } = await import('../shared/version.js');
+    process.stdout.write(`stx-elevate ${packageVersion()}\n`);
+    process.exit(0);
+  }
   if (at !== undefined) {
     const name = all[at];
-    const load = COMMANDS[name];
-    if (!load) fail(`${name} is not available yet; to run a program named ${name}, write stx-elevate -- ${name}`, 2);
-    const command = await load();
+    const command = await COMMANDS[name]();
     process.exit(await command(all.slice(at + 1), { socket: socketPath(parsed.socket) }));
   }
   const [program, ...args] = parsed._.map(String);

@@ -38,7 +38,7 @@ export interface Judgement {
   reason: string;
 }
 
-const LEARN = 'find out with stx-elevate learn (not available in this version yet)';
+const LEARN = 'find out with stx-elevate learn';
 
 // ---- capabilities -------------------------------------------------------------
 

@@ -8,11 +8,10 @@
  * is one the broker would load.
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { loadRules } from '../broker/rules/load.js';
 
 /** elevation.d/ beside dist/: the shipped rules of this installation or checkout. */
-export const SHIPPED_RULES = fileURLToPath(new URL('../../elevation.d', import.meta.url));
+export { SHIPPED_RULES } from './install-location.js';
 
 export interface Cover {
   /** The rule file. */

@@ -30,13 +30,22 @@ export const MAX_LISTED_CALLS = 1024;
 /** Longest description of one call, or of an argument pattern, in a `programs` answer. */
 export const MAX_CALL_TEXT = 1024;
 export const MAX_PATH = 4095;
+/** Longest `user` filter of a watch request: a user name, or a uid in decimal. */
+export const MAX_WATCH_USER = 256;
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 export type ForwardedSignal = (typeof FORWARDED_SIGNALS)[number];
 
 export interface RunRequest { v: 1; type: 'run'; path: string; argv: string[]; env: Record<string, string> }
 export interface SignalRequest { v: 1; type: 'signal'; signal: ForwardedSignal }
 export interface ListRequest { v: 1; type: 'list' }
-export type ClientMessage = RunRequest | SignalRequest | ListRequest;
+/**
+ * Ask for the broker's live audit stream. The filters narrow it (null:
+ * any): `user` a user name, or a uid in decimal; `program` an absolute
+ * path as the rules name it. A filter, not an identity: who asks still
+ * comes from the kernel.
+ */
+export interface WatchRequest { v: 1; type: 'watch'; user: string | null; program: string | null }
+export type ClientMessage = RunRequest | SignalRequest | ListRequest | WatchRequest;
 
 export interface Started { v: 1; type: 'started'; pid: number }
 export interface Refused { v: 1; type: 'refused'; reason: string }
@@ -54,7 +63,17 @@ export interface ListedProgram { path: string; args: string | null; calls: strin
  * how many more there were than one message holds.
  */
 export interface Programs { v: 1; type: 'programs'; uid: number; user: string | null; programs: ListedProgram[]; omitted: number }
-export type BrokerMessage = Started | Refused | Exited | ProtocolFailure | Programs;
+/** The answer to `watch`: from now on, `event` and `dropped` messages until either side closes. */
+export interface Watching { v: 1; type: 'watching' }
+/**
+ * One audit record, with the fields of its line in the audit log (at least
+ * `time` and `event`; the others as doc/CONTRACTS.md lists them per event).
+ */
+export interface WatchedRecord { time: string; event: string; [field: string]: unknown }
+export interface WatchedEvent { v: 1; type: 'event'; record: WatchedRecord }
+/** `count` records were not sent to this watcher: it did not read them fast enough. */
+export interface Dropped { v: 1; type: 'dropped'; count: number }
+export type BrokerMessage = Started | Refused | Exited | ProtocolFailure | Programs | Watching | WatchedEvent | Dropped;
 
 export class ProtocolError extends Error {}
 
@@ -67,6 +86,23 @@ export function encode(message: ClientMessage | BrokerMessage): Buffer {
 }
 
 type Json = Record<string, unknown>;
+
+/** How much of a client's string a refusal quotes. */
+const QUOTED_CHARS = 64;
+
+/**
+ * A client's value named in a refusal: a JSON literal for a primitive (a
+ * string's first QUOTED_CHARS characters, then "…"), the kind for an array
+ * or object. The refusal goes back in one datagram and into the audit: a
+ * whole 128 KiB value made the answer too big to send. JSON.stringify of a
+ * value nested tens of thousands deep overflows the stack.
+ */
+function quote(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  if (typeof value === 'string' && value.length > QUOTED_CHARS) return `${JSON.stringify(value.slice(0, QUOTED_CHARS))}…`;
+  return JSON.stringify(value) ?? String(value);
+}
 
 function parseObject(data: Buffer): Json {
   if (data.length === 0) throw new ProtocolError('empty message');
@@ -81,14 +117,14 @@ function parseObject(data: Buffer): Json {
     throw new ProtocolError('message is not a JSON object');
   }
   const obj = value as Json;
-  if (obj.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${JSON.stringify(obj.v)}; expected ${PROTOCOL_VERSION}`);
+  if (obj.v !== PROTOCOL_VERSION) throw new ProtocolError(`unsupported protocol version ${quote(obj.v)}; expected ${PROTOCOL_VERSION}`);
   if (typeof obj.type !== 'string') throw new ProtocolError('message has no type');
   return obj;
 }
 
 function exactKeys(obj: Json, keys: readonly string[]): void {
   for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in ${String(obj.type)} message`);
+    if (!keys.includes(k)) throw new ProtocolError(`unexpected key ${quote(k)} in ${String(obj.type)} message`);
   }
   for (const k of keys) {
     if (!(k in obj)) throw new ProtocolError(`${String(obj.type)} message lacks ${JSON.stringify(k)}`);
@@ -98,6 +134,18 @@ function exactKeys(obj: Json, keys: readonly string[]): void {
 const noNul = (s: string): boolean => !s.includes('\0');
 const isPath = (s: unknown): s is string => typeof s === 'string' && s.startsWith('/') && noNul(s) && s.length <= MAX_PATH;
 const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/**
+ * A watch request's `user` filter: a uid in decimal (up to 4294967294), or
+ * a name as useradd accepts one (no control character, colon, comma,
+ * slash or white space, not starting with "-"), at most MAX_WATCH_USER
+ * characters.
+ */
+export function isWatchUser(s: unknown): s is string {
+  if (typeof s !== 'string' || s.length === 0 || s.length > MAX_WATCH_USER) return false;
+  if (/^[0-9]+$/.test(s)) return s.length <= 10 && Number(s) < 0xffffffff;
+  return !s.startsWith('-') && !/[\x00-\x1f\x7f:,/\s]/.test(s);
+}
 
 function stringArray(value: unknown, what: string, max: number): string[] {
   if (!Array.isArray(value) || !value.every((s) => typeof s === 'string' && noNul(s))) {
@@ -116,7 +164,7 @@ function environment(value: unknown): Record<string, string> {
   const env: Record<string, string> = Object.create(null);
   for (const [k, v] of entries) {
     if (typeof v !== 'string' || !ENV_NAME.test(k) || !noNul(v)) {
-      throw new ProtocolError(`env entry ${JSON.stringify(k)} is not NAME=string`);
+      throw new ProtocolError(`env entry ${quote(k)} is not NAME=string`);
     }
     env[k] = v;
   }
@@ -146,8 +194,16 @@ export function decodeClientMessage(data: Buffer): ClientMessage {
     case 'list':
       exactKeys(obj, ['v', 'type']);
       return { v: 1, type: 'list' };
+    case 'watch': {
+      exactKeys(obj, ['v', 'type', 'user', 'program']);
+      if (!(obj.user === null || isWatchUser(obj.user))) {
+        throw new ProtocolError(`watch user must be null, a user name or a uid (at most ${MAX_WATCH_USER} characters)`);
+      }
+      if (!(obj.program === null || isPath(obj.program))) throw new ProtocolError('watch program must be null or an absolute path');
+      return { v: 1, type: 'watch', user: obj.user, program: obj.program };
+    }
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+      throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
 }
 
@@ -187,9 +243,44 @@ export function decodeBrokerMessage(data: Buffer): BrokerMessage {
       if (!isCount(obj.omitted)) throw new ProtocolError('programs.omitted must be a count');
       return { v: 1, type: 'programs', uid: obj.uid, user: obj.user as string | null, programs: listedPrograms(obj.programs), omitted: obj.omitted };
     }
+    case 'watching':
+      exactKeys(obj, ['v', 'type']);
+      return { v: 1, type: 'watching' };
+    case 'event': {
+      exactKeys(obj, ['v', 'type', 'record']);
+      const record = obj.record;
+      if (typeof record !== 'object' || record === null || Array.isArray(record)) throw new ProtocolError('event.record must be an object');
+      const { time, event } = record as Json;
+      if (typeof time !== 'string' || time === '') throw new ProtocolError('event.record.time must be a string');
+      if (typeof event !== 'string' || event === '') throw new ProtocolError('event.record.event must be a string');
+      if (!isRecordValue(record, 0)) {
+        throw new ProtocolError(`event.record must be JSON as the audit log writes it: finite numbers, nested at most ${MAX_RECORD_DEPTH} deep`);
+      }
+      return { v: 1, type: 'event', record: record as WatchedRecord };
+    }
+    case 'dropped':
+      exactKeys(obj, ['v', 'type', 'count']);
+      if (!isCount(obj.count) || obj.count === 0) throw new ProtocolError('dropped.count must be a positive count');
+      return { v: 1, type: 'dropped', count: obj.count };
     default:
-      throw new ProtocolError(`unknown message type ${JSON.stringify(obj.type)}`);
+      throw new ProtocolError(`unknown message type ${quote(obj.type)}`);
   }
+}
+
+/** How deep a watched record's values nest at most (the broker's nest 3: call.args.*). */
+const MAX_RECORD_DEPTH = 8;
+
+/**
+ * A record's value as the audit log could hold it. JSON.parse gives
+ * Infinity for 1e309, which JSON cannot write back, and a record nested
+ * tens of thousands deep overflows JSON.stringify (the client prints
+ * records with it).
+ */
+function isRecordValue(value: unknown, depth: number): boolean {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
+  if (typeof value === 'number') return Number.isFinite(value);
+  if (typeof value !== 'object' || depth >= MAX_RECORD_DEPTH) return false;
+  return Object.values(value).every((v) => isRecordValue(v, depth + 1));
 }
 
 function listedPrograms(value: unknown): ListedProgram[] {
@@ -199,7 +290,7 @@ function listedPrograms(value: unknown): ListedProgram[] {
     if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new ProtocolError('a listed program must be an object');
     const entry = p as Json;
     for (const k of Object.keys(entry)) {
-      if (k !== 'path' && k !== 'args' && k !== 'calls') throw new ProtocolError(`unexpected key ${JSON.stringify(k)} in a listed program`);
+      if (k !== 'path' && k !== 'args' && k !== 'calls') throw new ProtocolError(`unexpected key ${quote(k)} in a listed program`);
     }
     if (!isPath(entry.path)) throw new ProtocolError('a listed program\'s path must be an absolute path');
     const args = entry.args;

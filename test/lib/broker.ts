@@ -7,6 +7,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSyn
 import { join } from 'node:path'
 import type { InstalledTree } from './install.js'
 import { cleanArgv, rootEnv, sleep } from './proc.js'
+import { brokerWrapper } from './unit.js'
 
 export interface TapLike {
   teardown(fn: () => unknown): void
@@ -32,6 +33,8 @@ export interface BrokerOptions {
   readyTimeoutMs?: number
   /** node options before the broker's script (e.g. --cpu-prof for bench/) */
   nodeArgs?: string[]
+  /** a root command the broker runs under (e.g. ['keyctl', 'session', '-']) */
+  prefix?: string[]
 }
 
 export interface Broker {
@@ -74,7 +77,8 @@ function prepare(tree: InstalledTree, opts: BrokerOptions): Prepared {
 
 function launch(tree: InstalledTree, p: Prepared, opts: BrokerOptions) {
   const args = [tree.broker, '--socket', p.socket, '--rules', p.rulesDir, '--audit', p.audit, ...(opts.extraArgs ?? [])]
-  const full = cleanArgv([process.execPath, ...(opts.nodeArgs ?? []), ...args], rootEnv())
+  const wrapper = brokerWrapper()
+  const full = cleanArgv([...(wrapper?.prefix ?? []), ...(opts.prefix ?? []), process.execPath, ...(opts.nodeArgs ?? []), ...args], rootEnv())
   const proc = spawn(full[0], full.slice(1), {
     cwd: tree.root, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
   })
@@ -87,7 +91,10 @@ function launch(tree: InstalledTree, p: Prepared, opts: BrokerOptions) {
   let closed = false
   let spawnError: Error | undefined
   proc.on('error', e => { spawnError = e })
-  proc.on('exit', (code, signal) => { exited = { code, signal } })
+  proc.on('exit', (code, signal) => {
+    exited = { code, signal }
+    if (proc.pid !== undefined) wrapper?.cleanup(proc.pid)
+  })
   proc.on('close', () => { closed = true })
   return {
     proc,

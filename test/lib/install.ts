@@ -109,8 +109,9 @@ export async function runtimePackages(): Promise<string[]> {
 
 /**
  * Install the built project into a fresh /opt/stx-elevate-test.XXXXXX with
- * scripts/install.sh (bin/, dist/, package.json, native/build/, the uv_poll
- * addon, elevation.d/, man/ and the runtime node_modules). Everything ends
+ * scripts/install.sh --no-system (bin/, dist/, package.json, native/build/,
+ * the uv_poll addon, elevation.d/, man/, systemd/, scripts/install-system.sh
+ * and the runtime node_modules; nothing outside the tree). Everything ends
  * up root:root, directories 0755, files 0644 or 0755.
  */
 export async function installTree(): Promise<InstalledTree> {
@@ -125,7 +126,7 @@ export async function installTree(): Promise<InstalledTree> {
 
   // The project's own installer, so the tests run what admins install.
   const missing: string[] = []
-  const r = await runRoot(['bash', join(repoRoot, 'scripts', 'install.sh'), '--prefix', root, '--no-links'], {
+  const r = await runRoot(['bash', join(repoRoot, 'scripts', 'install.sh'), '--prefix', root, '--no-links', '--no-system'], {
     cwd: repoRoot, env: rootEnv({ npm_config_update_notifier: 'false', npm_config_fund: 'false' }), timeoutMs: 300_000,
   })
   if (r.code !== 0) missing.push(`scripts/install.sh (code ${r.code}): ${r.stderr.trim().split('\n').pop()}`)

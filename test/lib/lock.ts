@@ -19,8 +19,12 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
-/** Take the machine-wide e2e lock, waiting at most timeoutMs; returns the release function. */
-export async function takeE2ELock(timeoutMs = 240_000): Promise<() => void> {
+/**
+ * Take the machine-wide e2e lock, waiting at most timeoutMs (default 240 s,
+ * or STX_E2E_LOCK_WAIT_S seconds where several people's runs share a
+ * machine); returns the release function.
+ */
+export async function takeE2ELock(timeoutMs = Number(process.env.STX_E2E_LOCK_WAIT_S ?? 240) * 1000): Promise<() => void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     try {

@@ -177,6 +177,12 @@ const INTERPRETER = new RegExp('^(?:'
  */
 const LOADER = /^(?:nginx|apache2|httpd|lighttpd|haproxy|java|uwsgi|openssl|php-fpm[0-9.]*|php-cgi[0-9.]*)$/;
 
+/** An interpreter or plugin loader (by file name), whose rule should pin its arguments. */
+export function runsCodeItIsGiven(path: string): boolean {
+  const name = posix.basename(path);
+  return INTERPRETER.test(name) || LOADER.test(name);
+}
+
 function warnUnpinned(s: Section, path: string, args: ArgsPattern | undefined, r: Report): void {
   const name = posix.basename(path);
   const interpreter = INTERPRETER.test(name);

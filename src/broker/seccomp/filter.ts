@@ -174,7 +174,7 @@ function socketRow(rule: SocketRule): FilterRow {
  * kernel reads them: garbage in the upper half is still trapped, and the
  * broker must read these arguments as ints (truncate) too.
  */
-function alwaysTrapped(): FilterRow[] {
+export function alwaysTrapped(): FilterRow[] {
   const int = (arg: number, name: string, v: number): ArgCheck =>
     ({ arg, mask: U32, value: BigInt(v), text: `(int)${name} == ${v}` });
   const ring = (syscall: string): FilterRow => ({
@@ -242,7 +242,11 @@ function where(rule: SocketRule): string {
  * seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER).
  */
 export function buildFilter(program: ProgramRule): Buffer {
-  const rows = filterTable(program);
+  return compileFilter(filterTable(program));
+}
+
+/** The BPF program for a table of rows (a rule's, or `stx-elevate learn`'s), with the foreign-ABI kill. */
+export function compileFilter(rows: FilterRow[]): Buffer {
   assertNativeX86_64();
   return withFilterContext(SCMP_ACT_ALLOW, (ctx) => {
     // A foreign ABI numbers its calls differently (i386 socket is 359, x32

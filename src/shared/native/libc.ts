@@ -96,6 +96,8 @@ const f = {
   openat: libc.func('int openat(int dirfd, const char *path, int flags, uint32_t mode)'),
   memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
   getpwuid_r: libc.func('int getpwuid_r(uint32_t uid, void *pwd, void *buf, size_t len, void *result)'),
+  getpwnam_r: libc.func('int getpwnam_r(const char *name, void *pwd, void *buf, size_t len, void *result)'),
+  getgrouplist: libc.func('int getgrouplist(const char *user, uint32_t group, void *groups, void *ngroups)'),
   getgrnam_r: libc.func('int getgrnam_r(const char *name, void *grp, void *buf, size_t len, void *result)'),
   getgrgid_r: libc.func('int getgrgid_r(uint32_t gid, void *grp, void *buf, size_t len, void *result)'),
   shutdown: libc.func('int shutdown(int fd, int how)'),
@@ -116,6 +118,7 @@ const NR = {
 
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
+export const SOCK_DGRAM = 2;
 export const SOCK_SEQPACKET = 5;
 export const SOCK_NONBLOCK = 0o4000;
 export const SOCK_CLOEXEC = 0o2000000;
@@ -133,6 +136,8 @@ export const CLONE_NEWNET = 0x40000000;
 export const PIDFD_THREAD = 0o200; // O_EXCL: pidfd for a thread id (6.9+)
 export const POLLIN = 0x1;
 export const POLLHUP = 0x10;
+/** The peer shut down its sending side (asked for, unlike POLLHUP). */
+export const POLLRDHUP = 0x2000;
 export const POLLERR = 0x8;
 export const POLLNVAL = 0x20;
 
@@ -175,6 +180,16 @@ export function bindUnix(fd: number, path: string): void {
 export function connectUnix(fd: number, path: string): void {
   const len = sockaddrUn(path);
   check(`connect(${path})`, f.connect(fd, ptr(A.small), len));
+}
+
+/** connect() to `name` in the abstract namespace (written "@name" by systemd's NOTIFY_SOCKET). */
+export function connectUnixAbstract(fd: number, name: string): void {
+  const bytes = Buffer.from(name);
+  if (bytes.length === 0 || bytes.length > 107) throw new Error(`abstract socket name ${JSON.stringify(name)} is not 1-107 bytes`);
+  arena.fill(0, A.small, A.small + 110);
+  arena.writeUInt16LE(AF_UNIX, A.small);
+  bytes.copy(arena, A.small + 3);
+  check(`connect(@${name})`, f.connect(fd, ptr(A.small), 3 + bytes.length));
 }
 
 export function listen(fd: number, backlog: number): void {
@@ -587,6 +602,25 @@ function nssLookup(call: string, lookup: (entry: bigint, buf: bigint, len: numbe
 export function getpwuid(uid: number): Passwd | undefined {
   const at = nssLookup(`getpwuid_r(${uid})`, (e, b, n, r) => f.getpwuid_r(uid, e, b, n, r));
   return at === undefined ? undefined : decodePasswd(at);
+}
+
+export function getpwnam(name: string): Passwd | undefined {
+  const at = nssLookup(`getpwnam_r(${name})`, (e, b, n, r) => f.getpwnam_r(name, e, b, n, r));
+  return at === undefined ? undefined : decodePasswd(at);
+}
+
+/** Most groups getgrouplist reports (NGROUPS_MAX is 65536; the scratch room holds this many). */
+const MAX_GROUPS = 4096;
+
+/** The groups `user` is in by the group database, `gid` (its primary group) first: what initgroups(3) would set. */
+export function groupsOf(user: string, gid: number): number[] {
+  const list = A.io, count = A.small;
+  arena.writeInt32LE(MAX_GROUPS, count);
+  if (f.getgrouplist(user, gid, ptr(list), ptr(count)) < 0) {
+    throw new Error(`getgrouplist(${user}): more than ${MAX_GROUPS} groups`);
+  }
+  const n = arena.readInt32LE(count);
+  return Array.from({ length: n }, (_, i) => arena.readUInt32LE(list + 4 * i));
 }
 
 export function getgrnamGid(name: string): number | undefined {

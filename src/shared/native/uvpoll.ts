@@ -29,8 +29,20 @@ export const DISCONNECT = 4;
 export class FdWatch {
   private handle: object | null;
 
-  constructor(readonly fd: number, events: number, onEvent: (status: number, events: number) => void) {
+  constructor(readonly fd: number, events: number, private readonly onEvent: (status: number, events: number) => void) {
     this.handle = addon.watch(fd, events, onEvent);
+  }
+
+  /**
+   * Watch for other events from now on (e.g. WRITABLE only while there is
+   * something to send: it is level-triggered). A new handle on the same fd:
+   * the old one is unregistered from the loop's epoll at once (uv_close),
+   * so the two never overlap.
+   */
+  events(events: number): void {
+    if (this.closed) return;
+    this.stop();
+    this.handle = addon.watch(this.fd, events, this.onEvent);
   }
 
   /** Whether this watch alone keeps the process alive. */

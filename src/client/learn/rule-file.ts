@@ -1,0 +1,253 @@
+/*
+ * The rule file learn writes: a rule's text with the learned calls added.
+ * A new rule starts from [program] alone; --merge starts from the admin's
+ * file, which is kept as written (its comments, order and hand-written
+ * sections): a call a section already grants only raises that section's
+ * count, a new value of an option joins its section's list, and other new
+ * calls get sections of their own at the end.
+ *
+ * MUST: produce a file the rule parser accepts (checked before anything is
+ * written), that grants exactly the calls the admin kept, with the
+ * arguments seen, and names exactly one program.
+ */
+import { matchArgs, matchBind, matchSetsockopt, matchSocket, setsockoptRulesFor } from '../../broker/rules/match.js';
+import type { ProgramRule, SetsockoptRule } from '../../broker/rules/model.js';
+import { parseRuleFile } from '../../broker/rules/parse.js';
+import { privilegedOption } from '../../broker/rules/names.js';
+import { errnoName } from '../../shared/native/libc.js';
+import { type BindCall, type OptionValue, type SetsockoptCall, type SocketCall, callKey, describeCall, socketKey } from './calls.js';
+import type { Entry } from './record.js';
+import { bindLines, sectionBase, setsockoptLines, socketLines, uniqueName, valueText } from './rule-text.js';
+
+export class RuleFileError extends Error {}
+
+/** The count comment learn keeps on the line after a section's header. */
+const COUNT = /^; learn: seen (\d+) times?(?:: (.*))?$/;
+
+const times = (n: number): string => `${n} time${n === 1 ? '' : 's'}`;
+
+function countLine(total: number, calls: string[]): string {
+  return `; learn: seen ${times(total)}: ${calls.join('; ')}`;
+}
+
+export interface ProgramText {
+  path: string;
+  user: string;
+  sha256: string;
+  /** args = ... for programs that run the code they are given (an interpreter); undefined: none. */
+  args?: string;
+  /** The first line: how the rule was learned. */
+  origin: string;
+}
+
+/** A rule with [program] only: the start of a new learned rule. */
+export function newRuleText(p: ProgramText): string {
+  const lines = [`; ${p.origin.replace(/[\r\n\x00-\x1f\x7f]/g, ' ')}`, '[program]', `path = ${p.path}`, `users = ${p.user}`, `sha256 = ${p.sha256}`];
+  if (p.args !== undefined) {
+    lines.push('; the arguments learned with: an interpreter runs whatever code its arguments name, so the rule pins them');
+    lines.push(`args = ${p.args}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The parsed rule, or every reason it is not one. */
+export function parseRule(file: string, text: string): ProgramRule {
+  const { program, errors } = parseRuleFile(file, text);
+  if (!program) throw new RuleFileError(errors.map(String).join('\n') || `${file}: not a rule`);
+  return program;
+}
+
+/** Edits to the lines of a file, by 0-based index, applied at once. */
+class Edits {
+  private readonly replace = new Map<number, string>();
+  private readonly after = new Map<number, string[]>();
+  private readonly tail: string[] = [];
+
+  constructor(private readonly lines: string[]) {}
+
+  line(i: number): string | undefined {
+    return this.lines[i];
+  }
+
+  set(i: number, text: string): void {
+    this.replace.set(i, text);
+  }
+
+  insertAfter(i: number, text: string): void {
+    this.after.set(i, [...(this.after.get(i) ?? []), text]);
+  }
+
+  append(block: string[]): void {
+    this.tail.push('', ...block);
+  }
+
+  text(): string {
+    const out: string[] = [];
+    this.lines.forEach((l, i) => {
+      out.push(this.replace.get(i) ?? l);
+      out.push(...(this.after.get(i) ?? []));
+    });
+    while (out.length > 0 && out[out.length - 1] === '') out.pop();
+    return `${[...out, ...this.tail].join('\n')}\n`;
+  }
+}
+
+/** A section's count comment: the one after its header (0-based header index `h`), or a new one. */
+function addCount(edits: Edits, h: number, n: number, calls: string[]): void {
+  const m = COUNT.exec(edits.line(h + 1) ?? '');
+  if (!m) return edits.insertAfter(h, countLine(n, calls));
+  const seen = m[2] ? m[2].split('; ') : [];
+  edits.set(h + 1, countLine(Number(m[1]) + n, [...seen, ...calls.filter((c) => !seen.includes(c))]));
+}
+
+/** The 0-based line of `key` in the section whose header is at 0-based `h`. */
+function keyLine(lines: string[], h: number, key: string): number | undefined {
+  for (let i = h + 1; i < lines.length && !lines[i].trim().startsWith('['); i++) {
+    if (new RegExp(`^\\s*${key}\\s*=`).test(lines[i])) return i;
+  }
+  return undefined;
+}
+
+/** Values as a [setsockopt.*] section writes them: on/off options as 1. */
+function ruleValue(c: SetsockoptCall): OptionValue {
+  if ('int' in c.value && privilegedOption(c.level, c.option)?.value === 'bool') return { int: c.value.int === 0 ? 0 : 1 };
+  return c.value;
+}
+
+export interface Merged {
+  text: string;
+  /** The rule has no call section: the program needs no privilege (as far as it was seen). */
+  nothingAsRoot: boolean;
+}
+
+/**
+ * `base` (a rule's text, `file` naming it in errors) with `entries` added.
+ * Entries kept as root become sections; the others (permitted once,
+ * denied) become comments, since a rule grants and never denies: a call
+ * no section names is refused by the kernel with the user's rights.
+ */
+export function mergeRule(file: string, base: string, entries: Entry[], p: { path: string; user: string; sha256: string; args: string[] }): Merged {
+  const rule = parseRule(file, base);
+  if (rule.path !== p.path) throw new RuleFileError(`${file} is the rule for ${rule.path}, not for ${p.path}`);
+  if (rule.sha256 && rule.sha256 !== p.sha256) {
+    throw new RuleFileError(`${file} pins sha256 = ${rule.sha256}, but ${p.path} now hashes to ${p.sha256}: the binary changed; learn anew, or update the pin first`);
+  }
+  if (rule.args && !matchArgs(rule, p.args)) {
+    throw new RuleFileError(`${file} pins args = ${rule.args.text}, and this run's arguments (${p.args.join(' ') || 'none'}) do not match: `
+      + 'the broker would refuse this run under it; learn with arguments it allows, or change args first');
+  }
+  const lines = base.replace(/\n$/, '').split('\n');
+  const edits = new Edits(lines);
+  const taken = new Set(rule.calls.map((c) => c.name));
+  const header = (at: { line: number }): number => at.line - 1;
+
+  addUser(rule, p.user, edits);
+
+  const kept = entries.filter((e) => e.answer.act === 'root' && e.answer.keep && e.count > 0);
+  // Header options seen on a socket kind: its section gets header-included = allow, with their counts.
+  const headers = new Map<string, string[]>();
+  for (const e of kept) {
+    if (e.call.kind !== 'header') continue;
+    const key = socketKey(e.call.socket);
+    headers.set(key, [...(headers.get(key) ?? []), `; learn: seen ${times(e.count)}: ${describeCall(e.call)}`]);
+  }
+
+  for (const e of kept) {
+    const c = e.call;
+    if (c.kind === 'socket') {
+      const existing = matchSocket(rule, c.domain, c.type, c.protocol);
+      const headerLines = headers.get(callKey(c)) ?? [];
+      if (existing) {
+        addCount(edits, header(existing.at), e.count, [describeCall(c)]);
+        if (headerLines.length > 0 && !existing.headerIncluded) {
+          for (const l of [...headerLines, 'header-included = allow']) edits.insertAfter(header(existing.at), l);
+        }
+      } else {
+        const name = uniqueName(sectionBase(c), taken);
+        const keys = socketLines(c, false).filter((l) => l !== 'header-included = allow');
+        const included = headerLines.length > 0 || keys.length < socketLines(c, false).length;
+        edits.append([`[socket.${name}]`, countLine(e.count, [describeCall(c)]), ...keys, ...headerLines, ...(included ? ['header-included = allow'] : [])]);
+      }
+    } else if (c.kind === 'bind') {
+      const existing = matchBind(rule, c.family, c.type, c.address, c.port);
+      if (existing) {
+        addCount(edits, header(existing.at), e.count, [describeCall(c)]);
+        if (c.reusePort && !existing.reusePort) edits.insertAfter(header(existing.at), 'reuseport = allow');
+      } else {
+        const name = uniqueName(sectionBase(c), taken);
+        edits.append([`[bind.${name}]`, countLine(e.count, [describeCall(c)]), ...bindLines(c as BindCall)]);
+      }
+    }
+  }
+  mergeOptions(rule, kept.filter((e) => e.call.kind === 'setsockopt'), lines, edits, taken);
+
+  const others = entries.filter((e) => e.count > 0 && !(e.answer.act === 'root' && e.answer.keep));
+  if (others.length > 0) edits.append(['; answered while learning, and not granted by this rule:', ...others.map(answerComment)]);
+
+  const text = edits.text();
+  const merged = parseRule(file, text); // never write what the broker would refuse
+  return { text, nothingAsRoot: merged.calls.length === 0 };
+}
+
+/** The learned user joins users (unless every user, or that user, is there already). */
+function addUser(rule: ProgramRule, user: string, edits: Edits): void {
+  if (rule.users === '*' || rule.users.includes(user)) return;
+  const at = rule.keyLines?.users;
+  if (at !== undefined) {
+    edits.set(at - 1, `users = ${[...rule.users, user].join(', ')}`);
+  } else {
+    edits.insertAfter((rule.keyLines?.path ?? rule.at.line) - 1, `users = ${user}`);
+  }
+}
+
+/** setsockopt values: counted where a section allows them, added to the section of their option, or a new section per option. */
+function mergeOptions(rule: ProgramRule, entries: Entry[], lines: string[], edits: Edits, taken: Set<string>): void {
+  const fresh = new Map<string, { call: SetsockoptCall; values: OptionValue[]; count: number; calls: string[] }>();
+  const grown = new Map<SetsockoptRule, { values: OptionValue[]; count: number; calls: string[] }>();
+  for (const e of entries) {
+    const c = e.call as SetsockoptCall;
+    const value = ruleValue(c);
+    const allowing = matchSetsockopt(rule, c.level, c.option, c.value);
+    if (allowing) {
+      addCount(edits, allowing.at.line - 1, e.count, [describeCall(c)]);
+      continue;
+    }
+    const section = setsockoptRulesFor(rule).find((s) => s.level === c.level && s.option === c.option);
+    const into = section ? (grown.get(section) ?? { values: [], count: 0, calls: [] }) : undefined;
+    if (section && into) {
+      grown.set(section, into);
+      if (!into.values.some((v) => valueText(v) === valueText(value))) into.values.push(value);
+      into.count += e.count;
+      into.calls.push(describeCall(c));
+      continue;
+    }
+    const key = c.optionName;
+    const f = fresh.get(key) ?? { call: c, values: [], count: 0, calls: [] };
+    fresh.set(key, f);
+    if (!f.values.some((v) => valueText(v) === valueText(value))) f.values.push(value);
+    f.count += e.count;
+    f.calls.push(describeCall(c));
+  }
+  for (const [section, g] of grown) {
+    const h = section.at.line - 1;
+    const key = section.interfaces ? 'interface' : 'value';
+    const at = keyLine(lines, h, key);
+    if (at === undefined) throw new RuleFileError(`${section.at.file}:${section.at.line}: [${section.at.section}] has no ${key} line to add to`);
+    const was = lines[at].slice(lines[at].indexOf('=') + 1).trim();
+    edits.set(at, `${key} = ${[was, ...g.values.map(valueText)].join(', ')}`);
+    addCount(edits, h, g.count, g.calls);
+  }
+  for (const f of fresh.values()) {
+    const name = uniqueName(sectionBase(f.call), taken);
+    edits.append([`[setsockopt.${name}]`, countLine(f.count, f.calls), ...setsockoptLines(f.call.optionName, f.values)]);
+  }
+}
+
+function answerComment(e: Entry): string {
+  const what = `; ${describeCall(e.call)}, seen ${times(e.count)}: `;
+  switch (e.answer.act) {
+    case 'root': return `${what}permitted as root for that run only`;
+    case 'deny': return `${what}denied (the broker's answer: the kernel refuses it with the user's rights)`;
+    case 'errno': return `${what}denied with ${errnoName(e.answer.errno)} (the broker answers with the kernel's own refusal: a rule cannot choose the errno of a call it does not grant)`;
+  }
+}
