@@ -327,8 +327,10 @@ int main(int argc, char **argv)
    * it starts, whatever their users. Made as root, so it is charged to
    * root's key quota, not to the user's 200 keys, which a user's concurrent
    * programs would use up; the program possesses it, so it may use it.
-   * Without keys in the kernel (ENOSYS) there is nothing to share. */
-  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS)
+   * Without keys in the kernel (ENOSYS), or under a seccomp filter that
+   * denies keyctl (EPERM: systemd-nspawn's, which the program inherits
+   * along with the denial), there is no keyring to share. */
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS && errno != EPERM)
     die(4, "keyctl(KEYCTL_JOIN_SESSION_KEYRING, anonymous)");
   /* Root (setns needs CAP_SYS_ADMIN). The client's network namespace, not
    * the broker's: whatever confines the client's network confines the

@@ -7,7 +7,9 @@
  * identified is closed with a client-rejected record, and nothing a client
  * does stops the accept loop. A user at their session cap is turned away
  * at accept time (a `refused` message and a client-rejected record),
- * holding nothing of the broker's afterwards.
+ * holding nothing of the broker's afterwards. Those records are
+ * rate-limited per user like a session's refusals (refusals.ts): a user
+ * connecting in a loop must not flood the audit log.
  */
 import { chmodSync, mkdirSync, unlinkSync, lstatSync } from 'node:fs';
 import path from 'node:path';
@@ -19,6 +21,7 @@ import { FdWatch, READABLE } from '../shared/native/uvpoll.js';
 import { encode } from '../shared/protocol.js';
 import { peerIdentity, type ClientIdentity } from './identity.js';
 import { Quotas, type UserQuota } from './quota.js';
+import { RefusalLimiter } from './refusals.js';
 import { Session, type BrokerContext } from './session.js';
 
 const BACKLOG = 128;
@@ -30,6 +33,8 @@ export class Server {
   private readonly watch: FdWatch;
   readonly sessions = new Set<Session>();
   readonly quotas: Quotas;
+  /** Per uid, while the user is at the session cap: the turned-away records. */
+  private readonly turnedAway = new Map<number, RefusalLimiter>();
 
   constructor(readonly socketPath: string, private readonly ctx: Omit<BrokerContext, 'ended'>) {
     this.quotas = new Quotas(ctx.limits);
@@ -79,6 +84,9 @@ export class Server {
       ended: (s) => {
         this.sessions.delete(s);
         quota.closeSession();
+        // Below the cap again: the summary of this spell goes out now.
+        this.turnedAway.get(identity.uid)?.close();
+        this.turnedAway.delete(identity.uid);
       },
     }, quota);
     this.sessions.add(session);
@@ -92,7 +100,7 @@ export class Server {
    * lose the answer.
    */
   private turnAway(conn: number, identity: ClientIdentity, quota: UserQuota, reason: string): void {
-    this.ctx.audit.record('client-rejected', { uid: identity.uid, user: identity.passwd?.name ?? null, pid: identity.pid, reason });
+    this.turnAwayRecords(identity).record({ call: { name: 'connect' }, pid: identity.pid, reason });
     try {
       shutdown(conn, SHUT_RD);
       for (let i = 0; i < DRAIN_MAX; i++) {
@@ -110,7 +118,30 @@ export class Server {
     }
   }
 
+  /**
+   * The limiter of a user's turned-away records: each one in full up to
+   * the session refusals' count, then summaries (`suppressed`), never a
+   * kill (the connections are closed already).
+   */
+  private turnAwayRecords(identity: ClientIdentity): RefusalLimiter {
+    let limiter = this.turnedAway.get(identity.uid);
+    if (!limiter) {
+      const who = { uid: identity.uid, user: identity.passwd?.name ?? null };
+      limiter = new RefusalLimiter(this.ctx.limits.refusalsLogged, Infinity, (fields) => {
+        const { call: _call, suppressed, ...rest } = fields;
+        if (typeof suppressed !== 'number') return this.ctx.audit.record('client-rejected', { ...who, ...rest });
+        this.ctx.audit.record('client-rejected', {
+          ...who, suppressed, reason: `${suppressed} more connections turned away (too many sessions for ${who.user ?? `uid ${who.uid}`})`,
+        });
+      }, () => {});
+      this.turnedAway.set(identity.uid, limiter);
+    }
+    return limiter;
+  }
+
   close(): void {
+    for (const limiter of this.turnedAway.values()) limiter.close();
+    this.turnedAway.clear();
     this.watch.close();
     try {
       unlinkSync(this.socketPath);

@@ -19,6 +19,8 @@
  *    past the idle time (quota.ts);
  *  - never touch a client's fd in a way that can block the loop: the cwd's
  *    type comes from cached attributes (fileTypeCached), never fstat;
+ *  - launch only with stdio fds a program can use that hold no connection
+ *    to the broker (stdio.ts);
  *  - serve `watch` only to whom Watchers.refusal admits, within the user's
  *    watcher quota; a watcher's records go out through its Watcher, which
  *    never waits for the reader (watcher.ts).
@@ -40,6 +42,7 @@ import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.j
 import { programEnvironment } from './environment.js';
 import { IdentityError, clientContext, clientStatus, type ClientIdentity } from './identity.js';
 import { startLauncher, type Launched } from './launch.js';
+import { checkStdio } from './stdio.js';
 import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
@@ -253,6 +256,7 @@ export class Session {
       throw new ProtocolError(`cannot inspect the cwd fd: ${e.message}`);
     }
     if (cwdType !== S_IFDIR) throw new ProtocolError('the cwd fd is not a directory');
+    checkStdio(fds);
     if (rule.sha256) return this.launchPinned(req, fds, rule, user);
     return this.launch(req, fds, rule, user);
   }

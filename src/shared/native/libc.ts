@@ -513,7 +513,13 @@ export function pollNow(fd: number, events: number): number {
 
 const F_GETFD = 1;
 const F_SETFD = 2;
+const F_GETFL = 3;
 const FD_CLOEXEC = 1;
+
+/** The fd's file status flags (fcntl F_GETFL): O_PATH, the access mode, O_APPEND, ... */
+export function fileStatusFlags(fd: number): number {
+  return check(`fcntl(${fd}, F_GETFL)`, f.fcntl(fd, F_GETFL, 0));
+}
 
 export function setCloexec(fd: number, on: boolean): void {
   const flags = check('fcntl(F_GETFD)', f.fcntl(fd, F_GETFD, 0));
