@@ -14,8 +14,9 @@
  *
  * Every option takes one value and comes once, except --rlimit (once per
  * NAME) and --env (once per NAME: the program's whole environment). Every
- * option is required except --rlimit, --env and --cgroup-fd (left out only
- * when the broker runs with --no-cgroups). Numbers are decimal digits only
+ * option is required except --rlimit, --env and --cgroup-fd (left out when
+ * the broker started us inside the session's cgroup already, with clone3
+ * CLONE_INTO_CGROUP, or runs with --no-cgroups). Numbers are decimal digits only
  * (umask: octal digits; --nice and --oom-score-adj may start with "-");
  * ids 0..4294967294; --uid 0 needs --gid 0; --exec-gid is not 0 and differs
  * from --gid; --groups may be empty, at most 65536. The client's context:

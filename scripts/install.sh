@@ -36,7 +36,7 @@ case "$prefix" in /*) ;; *) echo "install.sh: --prefix must be an absolute path:
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-for f in dist/broker/main.js dist/client/main.js native/build/stx-launch native/build/stx-memread.so native/build/stx-run build/Release/stx_uvpoll.node; do
+for f in dist/broker/main.js dist/client/main.js native/build/stx-launch native/build/stx-memread.so native/build/stx-spawn.so native/build/stx-run build/Release/stx_uvpoll.node; do
   [ -e "$f" ] || { echo "install.sh: $f is missing; run 'npm ci && npm run build' first" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "install.sh: must run as root" >&2; exit 1; }
@@ -47,7 +47,7 @@ trap 'rm -rf "$stage"' EXIT
 cp -r bin dist package.json elevation.d "$stage/"
 mkdir -p "$stage/native/build" "$stage/build/Release"
 # stx-run: the client in C that shims link to (0755 root, like the rest)
-cp native/build/stx-launch native/build/stx-memread.so native/build/stx-run "$stage/native/build/"
+cp native/build/stx-launch native/build/stx-memread.so native/build/stx-spawn.so native/build/stx-run "$stage/native/build/"
 cp build/Release/stx_uvpoll.node "$stage/build/Release/"
 [ -d man ] && cp -r man "$stage/"
 # What install-system.sh needs, so that the tree alone can be installed system-wide.

@@ -6,7 +6,7 @@
 // rules with status 78.
 import t, { type Test } from 'tap'
 import { createHash } from 'node:crypto'
-import { appendFileSync, chmodSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, chownSync, closeSync, copyFileSync, mkdirSync, openSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { readAudit, waitForAudit } from './lib/audit.js'
 import { startBrokerExpectFailure } from './lib/broker.js'
@@ -14,6 +14,7 @@ import { manExamples } from './lib/man.js'
 import { runRoot } from './lib/proc.js'
 import { escapeRe, jsonLine, runAs } from './lib/run.js'
 import { setupE2E, sharedBroker } from './lib/setup.js'
+import { SETTLE_MS } from '../src/broker/binary-digests.js'
 
 const e = await setupE2E(t)
 const { user, fx, tree } = e
@@ -42,12 +43,21 @@ const changed = rootCopy(fx.probe, tree.path('pinned', 'stx-probe-changed'))
 const changedPin = sha256(changed)
 // changed after its rule pinned it: still a valid program, another content
 appendFileSync(changed, Buffer.from('\0stx-elevate: changed after the pin\0'))
+// pinned, run until the broker remembers its digest, then changed in place:
+// a trailer of fixed size to rewrite, and an mtime in whole seconds to put back
+const settled = rootCopy(fx.probe, tree.path('pinned', 'stx-probe-settled'))
+const TRAILER = (tag: string) => Buffer.from(`\0stx-elevate trailer ${tag}\0`)
+appendFileSync(settled, TRAILER('A'))
+const SETTLED_MTIME = 1_700_000_000
+utimesSync(settled, SETTLED_MTIME, SETTLED_MTIME)
+const settledPin = sha256(settled)
 
 const broker = sharedBroker(t, tree, () => ({
   rules: {
     'args.conf': `[program]\npath = ${fx.probe}\nusers = ${user.name}\nargs = exit *\n`,
     'pinned.conf': `[program]\npath = ${pinned}\nusers = ${user.name}\nsha256 = ${sha256(pinned).toUpperCase()}\nkeep-env = STX_KEEP\n`,
     'changed.conf': `[program]\npath = ${changed}\nusers = ${user.name}\nsha256 = ${changedPin}\n`,
+    'settled.conf': `[program]\npath = ${settled}\nusers = ${user.name}\nsha256 = ${settledPin}\n`,
   },
 }))
 
@@ -97,6 +107,55 @@ t.test('sha256: a binary changed after its pin is refused, with a refuse record'
   const rec = await waitForAudit(b.audit, a => a.event === 'refuse' && a.program === changed, 5000, 'refuse record')
   t.match(rec, { uid: user.uid, user: user.name, errno: 'EPERM', rule: { file, section: 'program' }, call: { name: 'run', args: { path: changed } } })
   t.notOk(readAudit(b.audit).some(a => a.event === 'launch' && a.program === changed), 'no launch record')
+})
+
+/** Rewrite the trailer of `settled` in place: same inode, same size, mtime put back. */
+function rewriteTrailer(tag: string): void {
+  const size = statSync(settled).size, trailer = TRAILER(tag)
+  const fd = openSync(settled, 'r+')
+  try {
+    writeSync(fd, trailer, 0, trailer.length, size - trailer.length)
+  } finally {
+    closeSync(fd)
+  }
+  utimesSync(settled, SETTLED_MTIME, SETTLED_MTIME)
+}
+
+t.test('sha256: a remembered digest is not trusted for the binary changed in place (size and mtime kept) or replaced', async t => {
+  const b = await broker()
+  const file = join(b.rulesDir, 'settled.conf')
+  // The broker remembers digests only of files whose ctime is SETTLE_MS old (binary-digests.ts): wait for that (bounded).
+  await new Promise(r => setTimeout(r, Math.max(0, statSync(settled).ctimeMs + SETTLE_MS + 500 - Date.now())))
+  for (const n of [1, 2]) {
+    const r = await runAs(user, e.client(b.socket, settled, 'exit', '0'))
+    t.equal(r.code, 0, `run ${n} of the pinned binary (hashed, then remembered): ${r.stderr}`)
+  }
+  const inode = statSync(settled).ino
+  rewriteTrailer('B')
+  t.equal(statSync(settled).ino, inode, 'the same inode')
+  t.equal(statSync(settled).mtimeMs, SETTLED_MTIME * 1000, 'the same mtime')
+  t.not(sha256(settled), settledPin, 'another content')
+  const r = await runAs(user, e.client(b.socket, settled, 'exit', '0'))
+  refusedRun(t, r, new RegExp(`^stx-elevate: the broker refused to run ${escapeRe(settled)}: its content does not match the sha256 pin in ${escapeRe(file)} \\(it hashes to ${sha256(settled)}\\)\\n$`))
+  await waitForAudit(b.audit, a => a.event === 'refuse' && a.program === settled && typeof a.reason === 'string' && a.reason.includes(sha256(settled)), 5000, 'refuse record')
+
+  rewriteTrailer('A')
+  t.equal(sha256(settled), settledPin, 'the pinned content again')
+  const back = await runAs(user, e.client(b.socket, settled, 'exit', '0'))
+  t.equal(back.code, 0, `put back in place: hashed again and run: ${back.stderr}`)
+
+  // Replaced by rename with another content (of the same size and mtime): another inode.
+  const next = `${settled}.next`
+  copyFileSync(settled, next)
+  chmodSync(next, 0o755)
+  const fd = openSync(next, 'r+')
+  const trailer = TRAILER('C')
+  writeSync(fd, trailer, 0, trailer.length, statSync(next).size - trailer.length)
+  closeSync(fd)
+  utimesSync(next, SETTLED_MTIME, SETTLED_MTIME)
+  renameSync(next, settled)
+  const replaced = await runAs(user, e.client(b.socket, settled, 'exit', '0'))
+  refusedRun(t, replaced, new RegExp(`^stx-elevate: the broker refused to run ${escapeRe(settled)}: its content does not match the sha256 pin in ${escapeRe(file)} \\(it hashes to ${sha256(settled)}\\)\\n$`))
 })
 
 // ---- stx-elevate check ------------------------------------------------------------------

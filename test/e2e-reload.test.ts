@@ -215,3 +215,21 @@ t.test('a rule whose args no longer match the running program\'s arguments: ever
   await p.end(t)
   t.type(await freshRaw(b, 'raw4'), 'number', 'a new run with the allowed arguments is served')
 })
+
+t.test('a widened rule: a new program runs under the filter compiled from the reloaded rule, not one compiled before', async t => {
+  const b = await startBroker(t, tree, { rules: { 'probe.conf': probeRule({ path: fx.probe, users: [user.name] }) } })
+  const file = join(b.rulesDir, 'probe.conf')
+  // The broker compiles the filter once per loaded rule: this run fills its cache.
+  t.type(await freshRaw(b, 'raw4'), 'number', 'before: raw4 granted')
+  t.equal(await freshRaw(b, 'raw6'), 'EPERM', 'before: raw6 is not trapped, and the kernel refuses the user')
+  t.notOk(readAudit(b.audit).some(a => a.call?.name === 'socket' && (a.call.args as { domain?: string })?.domain === 'inet6'),
+    'before: no record of a raw6 call: the filter did not trap it')
+
+  writeRule(b, 'probe.conf', probeRule({ path: fx.probe, users: [user.name] }, { icmp6: true }))
+  await reload(b, 'rules-loaded')
+  // A filter kept from before the reload would not trap raw6: the kernel would say EPERM again.
+  t.type(await freshRaw(b, 'raw6'), 'number', 'after: raw6 is trapped and granted')
+  const grant = await waitForAudit(b.audit, a => a.event === 'grant' && a.call?.name === 'socket' && (a.call.args as { domain?: string })?.domain === 'inet6', 5000, 'grant of raw6')
+  t.same(grant.rule, { file, section: 'socket.icmp6' })
+  t.type(await freshRaw(b, 'raw4'), 'number', 'after: raw4 still granted')
+})

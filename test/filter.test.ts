@@ -14,6 +14,7 @@ import type { ProgramRule, SocketRule } from '../src/broker/rules/model.js';
 import {
   buildFilter, describeFilter, filterTable, IP_HDRINCL, IPV6_HDRINCL, SOCK_CLOEXEC, SOL_IPV6,
 } from '../src/broker/seccomp/filter.js';
+import { filterFor } from '../src/broker/seccomp/compiled.js';
 import {
   SCMP_ACT_ALLOW, SCMP_ACT_ERRNO, SCMP_ACT_NOTIFY, SCMP_ARCH_X32, SCMP_ARCH_X86, SCMP_ARCH_X86_64,
   SCMP_CMP_EQ, SeccompError, seccompArchExist, seccompInit, seccompRuleAdd,
@@ -114,6 +115,22 @@ t.test('a rule the filter cannot express exactly is refused', async (t) => {
   t.throws(() => buildFilter(programRule([socketRule('x', AF_INET, SOCK_RAW, -1)])),
     /test\.conf:1: \[socket\.x\]: protocol -1 is not a non-negative int/);
   t.throws(() => buildFilter(programRule([socketRule('x', 2 ** 31, SOCK_RAW, 1)])), /domain/);
+});
+
+t.test('filterFor compiles once per rule object; a reloaded rule (a new object) is compiled from its own content', async (t) => {
+  const loaded = programRule([socketRule('icmp', AF_INET, SOCK_RAW, IPPROTO_ICMP)]);
+  const first = filterFor(loaded);
+  t.same(first, buildFilter(loaded), 'the bytes buildFilter makes');
+  t.equal(filterFor(loaded), first, 'the second launch takes the same compiled bytes');
+  // What a SIGHUP makes of an edited file: new objects (rules are never changed in place).
+  const AF_INET6 = 10, IPPROTO_ICMPV6 = 58;
+  const reloaded = programRule([socketRule('icmp', AF_INET, SOCK_RAW, IPPROTO_ICMP), socketRule('icmp6', AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)]);
+  const second = filterFor(reloaded);
+  t.same(second, buildFilter(reloaded), 'the reloaded rule gets its own filter');
+  t.notSame(second, first, 'which differs from the one compiled before');
+  t.same(filterFor(loaded), buildFilter(loaded), 'and the old rule\'s bytes are untouched');
+  const unchanged = programRule([socketRule('icmp', AF_INET, SOCK_RAW, IPPROTO_ICMP)]);
+  t.not(filterFor(unchanged), first, 'an equal rule reloaded is compiled again, not looked up by content');
 });
 
 t.test('the same socket rule twice builds', async (t) => {

@@ -136,10 +136,23 @@ function readOomScoreAdj(pid: number | 'self'): number {
   return Number(text);
 }
 
-/** The client's umask, limits and scheduling context, read while its pidfd shows it alive. */
-export function clientContext(identity: ClientIdentity): ClientContext {
+/**
+ * /proc/PID/status of the client, read while its pidfd shows it alive; the
+ * callers (clientSandbox, clientContext) check again after their own reads.
+ * Read once per launch: both need it, and it is the costliest of the reads.
+ */
+export function clientStatus(identity: ClientIdentity): string {
   if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} has exited`);
-  const status = readFileSync(`/proc/${identity.pid}/status`, 'utf8');
+  try {
+    return readFileSync(`/proc/${identity.pid}/status`, 'utf8');
+  } catch (e) {
+    throw new IdentityError(`cannot read the status of client pid ${identity.pid}: ${(e as Error).message}`);
+  }
+}
+
+/** The client's umask, limits and scheduling context, read while its pidfd shows it alive; `status` from clientStatus. */
+export function clientContext(identity: ClientIdentity, status: string): ClientContext {
+  if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} has exited`);
   const umask = /^Umask:\s+([0-7]+)$/m.exec(status);
   const uid = /^Uid:\s+(\d+)/m.exec(status);
   const cpus = /^Cpus_allowed_list:\s+([0-9,-]+)$/m.exec(status);

@@ -4,13 +4,16 @@
  * MUST: give the launcher an empty environment (it runs as root until it
  * drops privileges; the program's environment travels as --env), put the
  * client's stdio at 0-2 and nothing else of the broker's in the child but
- * the numbered fds of CHILD_FD, and treat the launcher's control socket as the
- * only way the listener fd comes back.
+ * the numbered fds of CHILD_FD, start it inside the session's cgroup (so
+ * nothing it does happens outside it; a systemd scope, made with its pid,
+ * it waits for before it changes anything), treat the launcher's control socket
+ * as the only way the listener fd comes back, and hand back the pidfd the
+ * kernel made with the launcher.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { AF_UNIX, SOCK_CLOEXEC, SOCK_SEQPACKET, closeQuietly, memfdWith, socketpair, type Rlimit } from '../shared/native/libc.js';
+import { spawnInCgroup } from './spawn.js';
 
 export const LAUNCHER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../native/build/stx-launch');
 
@@ -26,7 +29,7 @@ export interface LaunchPlan {
   stdio: [number, number, number];
   cwdFd: number;
   netnsFd: number;          // the client's network namespace
-  /** The session's cgroup (an O_DIRECTORY fd); -1: none (--no-cgroups), or sent later (cgroupFromControl). */
+  /** The session's cgroup (an O_DIRECTORY fd) the launcher is started in; -1: none (--no-cgroups), or sent later (cgroupFromControl). */
   cgroupFd: number;
   /** The launcher waits for its cgroup on the control socket ("cgroup" + 1 fd): a systemd scope made with its pid. */
   cgroupFromControl?: boolean;
@@ -40,11 +43,14 @@ export interface LaunchPlan {
 }
 
 export interface Launched {
-  child: ChildProcess;
+  /** The launcher, then the program: our child, which the caller reaps (waitExited on pidfd). */
+  pid: number;
+  /** Readable once it exited (cloexec); the caller closes it. */
+  pidfd: number;
   control: number;          // broker's end of the control socket (cloexec)
 }
 
-const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6, netns: 7, cgroup: 8 } as const;
+const CHILD_FD = { control: 3, cwd: 4, exec: 5, filter: 6, netns: 7 } as const;
 const UNLIMITED = 0xffffffffffffffffn;
 
 const limit = (n: bigint): string => (n === UNLIMITED ? 'unlimited' : n.toString());
@@ -66,8 +72,8 @@ export function launcherArgs(plan: LaunchPlan): string[] {
     '--oom-score-adj', String(plan.oomScoreAdj),
     '--ioprio', String(plan.ioprio),
   );
+  // Otherwise it is born in its cgroup (clone3 CLONE_INTO_CGROUP): nothing to join.
   if (plan.cgroupFromControl) args.push('--cgroup-fd', 'control');
-  else if (plan.cgroupFd >= 0) args.push('--cgroup-fd', String(CHILD_FD.cgroup));
   args.push(
     '--control-fd', String(CHILD_FD.control),
     '--cwd-fd', String(CHILD_FD.cwd),
@@ -79,24 +85,15 @@ export function launcherArgs(plan: LaunchPlan): string[] {
   return args;
 }
 
-/** Start the launcher; the caller watches `control` and the child's exit. */
+/** Start the launcher; the caller watches `control` and `pidfd`, and reaps the launcher. */
 export function startLauncher(plan: LaunchPlan): Launched {
   const [control, childControl] = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC);
   let filterFd = -1;
   try {
     filterFd = memfdWith('stx-filter', plan.filter);
-    // spawn() dup2()s each number to its index, which clears close-on-exec
-    // on exactly these copies and no others.
-    const child = spawn(LAUNCHER, launcherArgs(plan), {
-      stdio: [
-        ...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd,
-        ...(plan.cgroupFd >= 0 && !plan.cgroupFromControl ? [plan.cgroupFd] : []),
-      ],
-      env: {},
-      argv0: 'stx-launch',
-      windowsHide: true,
-    });
-    return { child, control };
+    const fds = [...plan.stdio, childControl, plan.cwdFd, plan.binaryFd, filterFd, plan.netnsFd];
+    const { pid, pidfd } = spawnInCgroup(LAUNCHER, ['stx-launch', ...launcherArgs(plan)], fds, plan.cgroupFromControl ? -1 : plan.cgroupFd);
+    return { pid, pidfd, control };
   } catch (e) {
     closeQuietly(control);
     throw e;

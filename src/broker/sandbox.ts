@@ -60,18 +60,21 @@ function lsmLabel(pid: number | 'self'): string {
   }
 }
 
-/** NoNewPrivs, Seccomp, the LSM label and the mount namespace of pid; IdentityError when unreadable. */
-export function readConfinement(pid: number | 'self'): Confinement {
+/**
+ * NoNewPrivs, Seccomp, the LSM label and the mount namespace of pid;
+ * IdentityError when unreadable. `status`: its /proc/PID/status, when the
+ * caller has read it already.
+ */
+export function readConfinement(pid: number | 'self', status?: string): Confinement {
   try {
-    return readUnchecked(pid);
+    return readUnchecked(pid, status ?? readFileSync(`/proc/${pid}/status`, 'utf8'));
   } catch (e) {
     if (e instanceof IdentityError) throw e;
     throw new IdentityError(`cannot read the sandbox of ${who(pid)}: ${(e as Error).message}`);
   }
 }
 
-function readUnchecked(pid: number | 'self'): Confinement {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+function readUnchecked(pid: number | 'self', status: string): Confinement {
   const nnp = statusField(status, 'NoNewPrivs');
   const mode = statusField(status, 'Seccomp');
   const filters = statusField(status, 'Seccomp_filters');
@@ -130,11 +133,28 @@ export function sandboxReasons(client: Confinement, broker: Confinement): Sandbo
   return out;
 }
 
-/** The client's sandbox, read while its pidfd shows it alive; no reasons: not sandboxed. */
-export function clientSandbox(identity: ClientIdentity): Sandboxed {
+let own: Confinement | undefined;
+
+/**
+ * The broker's own confinement, read once. It changes only by the broker's
+ * own doing (prctl no_new_privs, seccomp(2), setns or unshare of its mount
+ * namespace, a write to its attr/current, an exec), and it does none of
+ * these (its only setns is into network namespaces): reading it again per
+ * launch would read the same values.
+ */
+function brokerConfinement(): Confinement {
+  own ??= readConfinement('self');
+  return own;
+}
+
+/**
+ * The client's sandbox, read while its pidfd shows it alive; no reasons:
+ * not sandboxed. `status`: the client's /proc/PID/status (identity.ts clientStatus).
+ */
+export function clientSandbox(identity: ClientIdentity, status: string): Sandboxed {
   if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} has exited`);
-  const client = readConfinement(identity.pid);
+  const client = readConfinement(identity.pid, status);
   // Alive after the reads: the pid was the client's all along (not reaped, not reused).
   if (!alive(identity)) throw new IdentityError(`client pid ${identity.pid} exited while it was being read`);
-  return sandboxReasons(client, readConfinement('self'));
+  return sandboxReasons(client, brokerConfinement());
 }

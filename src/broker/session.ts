@@ -26,10 +26,9 @@
  *    never waits for the reader (watcher.ts).
  */
 import { constants as osConstants } from 'node:os';
-import type { ChildProcess } from 'node:child_process';
 import {
-  type Passwd, MSG_NOSIGNAL, POLLHUP, POLLIN, POLLRDHUP, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdOpen, pidfdSendSignal,
-  pollNow, recvmsg, sendmsg, shutdown,
+  type Passwd, MSG_NOSIGNAL, POLLHUP, POLLIN, POLLRDHUP, SHUT_RD, SysError, closeOffLoopThen, closeQuietly, fileTypeCached, getgrnamGid, pidfdSendSignal,
+  pollNow, reap, recvmsg, sendmsg, shutdown, waitExited,
 } from '../shared/native/libc.js';
 import { FdWatch, READABLE, WRITABLE } from '../shared/native/uvpoll.js';
 import {
@@ -37,17 +36,18 @@ import {
   type BrokerMessage, type RunRequest, type SignalRequest, type WatchRequest,
 } from '../shared/protocol.js';
 import type { Audit, AuditEvent } from './audit.js';
-import { BinaryError, type OpenBinary, openVerifiedBinary, sha256OfBinary } from './binary.js';
+import { BinaryError, type OpenBinary, openVerifiedBinary } from './binary.js';
+import { digestOf } from './binary-digests.js';
 import { CgroupError, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 import { programEnvironment } from './environment.js';
-import { IdentityError, clientContext, type ClientIdentity } from './identity.js';
-import { startLauncher } from './launch.js';
+import { IdentityError, clientContext, clientStatus, type ClientIdentity } from './identity.js';
+import { startLauncher, type Launched } from './launch.js';
 import { checkStdio } from './stdio.js';
 import { clientSandbox, type SandboxReason } from './sandbox.js';
 import { REQUESTS, type Phase } from './requests.js';
 import type { ProgramRule, RuleSet } from './rules/model.js';
 import { matchArgs, ruleFor } from './rules/match.js';
-import { buildFilter } from './seccomp/filter.js';
+import { filterFor } from './seccomp/compiled.js';
 import type { MemoryReader } from './seccomp/memread.js';
 import { Supervisor } from './seccomp/supervisor.js';
 import type { Limits, UserQuota } from './quota.js';
@@ -81,6 +81,9 @@ const SCM_MAX_FD = 253;
 /** Datagrams read off a connection after its last answer at most (the kernel queues few more). */
 const DRAIN_MAX = 1024;
 const S_IFDIR = 0o040000;
+/** Signal numbers to names as Node reported them (SIGABRT, not its alias SIGIOT: the first name of a number). */
+const SIGNAL_NAMES = new Map<number, string>();
+for (const [name, n] of Object.entries(osConstants.signals)) if (!SIGNAL_NAMES.has(n)) SIGNAL_NAMES.set(n, name);
 
 let lastId = 0;
 
@@ -90,8 +93,11 @@ export class Session {
   private readonly conn: FdWatch;
   private clientGone = false;
   private rule?: ProgramRule;
-  private child?: ChildProcess;
+  /** The launcher, then the program: our child, reaped in onPidfd. */
+  private pid?: number;
   private programPidfd = -1;
+  /** Watches programPidfd (and owns it): readable once the program exited. */
+  private exitWatch?: FdWatch;
   private control?: FdWatch;
   private supervisor?: Supervisor;
   private launchError?: string;
@@ -220,7 +226,7 @@ export class Session {
     // Off the loop: fds still queued on the connection are released by its close.
     this.conn.close(true);
     if (this.programPidfd >= 0) {
-      this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.child?.pid}`);
+      this.ctx.log(`session ${this.id}: ${reason}; sending SIGHUP to pid ${this.pid}`);
       this.signalProgram(osConstants.signals.SIGHUP);
       this.killTimer = setTimeout(() => this.kill('the client went away'), HANGUP_GRACE_MS);
     }
@@ -257,7 +263,8 @@ export class Session {
 
   /**
    * A rule with a sha256 pin: open the binary, hash that very fd off the
-   * loop (binary.ts), and launch it only if the digest matches. The
+   * loop (binary.ts) unless its digest is remembered for that unchanged
+   * file (binary-digests.ts), and launch it only if the digest matches. The
    * session is `launching` meanwhile: no second run, and a signal has no
    * program to reach yet.
    */
@@ -271,7 +278,7 @@ export class Session {
       if (!(e instanceof BinaryError)) throw e;
       return this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
     }
-    sha256OfBinary(binary.fd, PIN_DEADLINE_MS).then((digest) => {
+    digestOf(binary.fd, PIN_DEADLINE_MS).then((digest) => {
       if (this.clientGone) {
         closeQuietly(binary.fd);
         this.closeClientFds(fds);
@@ -283,7 +290,7 @@ export class Session {
         this.afterPin(() => this.launch(req, fds, rule, user, binary), fds);
       }
     }, (e: Error) => {
-      // sha256OfBinary closed the fd
+      // digestOf (sha256OfBinary) closed the fd
       if (this.clientGone) this.closeClientFds(fds);
       else this.refuseRun(req.path, `the broker refused to run ${req.path}: ${e.message}`, fds);
     });
@@ -306,13 +313,14 @@ export class Session {
     const [stdin, stdout, stderr, cwd] = fds;
     let binaryFd = opened?.fd ?? -1, netnsFd = -1, cgroupFd = -1;
     try {
-      const sandbox = clientSandbox(this.client);
+      const status = clientStatus(this.client);
+      const sandbox = clientSandbox(this.client, status);
       if (sandbox.reasons.length > 0 && !rule.sandboxedClients) {
         return this.refuseRun(req.path, `the broker refused to run ${req.path}: you are in a sandbox (${sandbox.phrases.join(', ')}); `
           + `the rule ${rule.file} does not serve sandboxed clients (sandboxed-clients = allow)`, fds, { sandbox: sandbox.reasons });
       }
       this.sandbox = sandbox.reasons;
-      const context = clientContext(this.client);
+      const context = clientContext(this.client, status);
       netnsFd = context.netnsFd;
       const binary = opened ?? openVerifiedBinary(rule.path);
       binaryFd = binary.fd;
@@ -325,12 +333,12 @@ export class Session {
         uid: this.client.uid, gid: this.client.gid, execGid: this.ctx.execGid,
         groups: this.client.supplementary, umask: context.umask, rlimits: context.rlimits,
         env: programEnvironment(req.env, user, rule.keepEnv), argv: req.argv,
-        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: buildFilter(rule), cgroupFd,
+        stdio: [stdin, stdout, stderr], cwdFd: cwd, netnsFd, binaryFd, filter: filterFor(rule), cgroupFd,
         cgroupFromControl: this.cgroup?.place !== undefined,
         loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity,
         oomScoreAdj: context.oomScoreAdj,
       });
-      this.started(launched.child, launched.control, req);
+      this.started(launched, req);
       if (this.cgroup?.place) this.placeInCgroup(this.cgroup);
     } catch (e) {
       if (e instanceof BinaryError || e instanceof IdentityError || e instanceof CgroupError) {
@@ -456,7 +464,7 @@ export class Session {
         this.ctx.log(`session ${this.id}: cannot kill its cgroup: ${(e as Error).message}`);
       }
     }
-    if (this.programAlive() && !pids.includes(this.child!.pid!)) pids.push(this.child!.pid!);
+    if (this.programAlive() && !pids.includes(this.pid!)) pids.push(this.pid!);
     this.signalProgram(osConstants.signals.SIGKILL);
     if (pids.length > 0) this.audit('kill', { reason, pids });
   }
@@ -477,26 +485,43 @@ export class Session {
 
   /* ---- the program's side ---- */
 
-  private started(child: ChildProcess, control: number, req: RunRequest): void {
+  private started(launched: Launched, req: RunRequest): void {
     this.phase = 'launching';
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.argv = req.argv;
-    child.on('error', (e) => this.ctx.log(`session ${this.id}: launcher: ${e.message}`));
-    if (child.pid === undefined) {
-      closeQuietly(control);
-      throw new Error('the launcher did not start');
-    }
-    this.child = child;
-    child.on('exit', (code, signal) => this.onExit(code, signal, req));
-    this.control = new FdWatch(control, READABLE, () => this.onControl());
     try {
-      // Not yet reaped (exit is handled on a later tick), so this pid is ours.
-      this.programPidfd = pidfdOpen(child.pid);
+      this.exitWatch = new FdWatch(launched.pidfd, READABLE, () => this.onPidfd(req));
     } catch (e) {
-      // Nobody could answer its exec or signal it: end it; onExit cleans up.
-      child.kill('SIGKILL');
+      // Nobody would ever reap it: end it and reap it now.
+      pidfdSendSignal(launched.pidfd, osConstants.signals.SIGKILL);
+      reap(launched.pid);
+      closeQuietly(launched.pidfd);
+      closeQuietly(launched.control);
       throw e;
     }
+    this.pid = launched.pid;
+    this.programPidfd = launched.pidfd;
+    try {
+      this.control = new FdWatch(launched.control, READABLE, () => this.onControl());
+    } catch (e) {
+      // Nobody could answer its exec: end it; onExit cleans up.
+      closeQuietly(launched.control);
+      this.signalProgram(osConstants.signals.SIGKILL);
+      throw e;
+    }
+  }
+
+  /** The pidfd is readable: the launcher or the program has exited; reap it. */
+  private onPidfd(req: RunRequest): void {
+    let exited;
+    try {
+      exited = waitExited(this.programPidfd);
+    } catch (e) {
+      // Not ours to reap any more (cannot happen: only this session waits for it): stop watching.
+      this.ctx.log(`session ${this.id}: ${(e as Error).message}`);
+      exited = { code: null, signal: osConstants.signals.SIGKILL };
+    }
+    if (exited) this.onExit(exited.code, exited.signal, req);
   }
 
   /**
@@ -505,7 +530,7 @@ export class Session {
    * changes anything. Failure: the launcher is killed and the client told.
    */
   private placeInCgroup(cgroup: SessionCgroup): void {
-    cgroup.place!(this.child!.pid!).then(() => {
+    cgroup.place!(this.pid!).then(() => {
       if (this.killed || !this.control) return;
       const fd = cgroup.openDir();
       try {
@@ -568,7 +593,7 @@ export class Session {
       uid: this.client.uid,
       rule: () => this.currentRule(rule),
       binary: this.binary!,
-      launcherPid: this.child!.pid!,
+      launcherPid: this.pid!,
       ended: () => !this.programAlive(),
       quota: this.quota,
       reader: this.ctx.reader,
@@ -593,30 +618,32 @@ export class Session {
     this.execDone = true;
     this.phase = 'running';
     this.audit('launch', {
-      pid: this.child!.pid, argv: this.argv, rule: { file: this.rule!.file, section: 'program' }, client: { pid: this.client.pid },
+      pid: this.pid, argv: this.argv, rule: { file: this.rule!.file, section: 'program' }, client: { pid: this.client.pid },
       sandbox: this.sandbox.length > 0 ? this.sandbox : undefined,
     });
-    this.send({ v: 1, type: 'started', pid: this.child!.pid! });
+    this.send({ v: 1, type: 'started', pid: this.pid! });
   }
 
-  private onExit(code: number | null, signal: NodeJS.Signals | null, req: RunRequest): void {
+  private onExit(code: number | null, signal: number | null, req: RunRequest): void {
     this.onControl(); // the exec's end of file may still be queued
     // Its children go with it; the grant check already refuses them.
     this.kill(this.clientGone ? 'the client went away' : 'the program exited');
     this.closeSupervisor();
     this.refusals.close(); // summaries before the exit record
     if (this.killTimer) clearTimeout(this.killTimer);
-    closeQuietly(this.programPidfd);
+    this.exitWatch?.close(); // and its pidfd
+    this.exitWatch = undefined;
     this.programPidfd = -1;
-    const pid = this.child?.pid;
+    const pid = this.pid;
+    const signalName = signal === null ? null : SIGNAL_NAMES.get(signal) ?? `signal ${signal}`;
     if (!this.execDone) {
-      const why = this.launchError ?? (signal ? `the launcher was killed by ${signal}` : `the launcher exited with ${code}`);
+      const why = this.launchError ?? (signalName ? `the launcher was killed by ${signalName}` : `the launcher exited with ${code}`);
       this.audit('refuse', { pid, call: { name: 'run', args: { path: req.path } }, errno: 'EPERM', reason: `could not start: ${why}`, rule: { file: this.rule!.file, section: 'program' } });
       this.send({ v: 1, type: 'refused', reason: `the broker could not start ${req.path}: ${why}` });
     } else {
-      const status = code ?? 128 + (signal ? osConstants.signals[signal] : 0);
-      this.audit('exit', { pid, code, signal, status });
-      this.send({ v: 1, type: 'exit', code, signal });
+      const status = code ?? 128 + (signal ?? 0);
+      this.audit('exit', { pid, code, signal: signalName, status });
+      this.send({ v: 1, type: 'exit', code, signal: signalName });
     }
     this.phase = 'ended';
     if (!this.clientGone) this.conn.close(true);
@@ -631,7 +658,7 @@ export class Session {
 
   private maybeEnd(): void {
     if (!this.clientGone || this.phase === 'gone') return;
-    if (this.child && this.phase !== 'ended') return; // the program's exit comes later
+    if (this.pid !== undefined && this.phase !== 'ended') return; // the program's exit comes later
     this.control?.close();
     this.control = undefined;
     this.cgroup?.release();

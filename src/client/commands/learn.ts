@@ -23,7 +23,7 @@ import { runsCodeItIsGiven } from '../../broker/rules/parse-program.js';
 import { ResolveError, resolveProgram } from '../resolve.js';
 import { GRANT_ALL, NoTerminal, TerminalAsker } from '../learn/ask.js';
 import { buildLearningFilter } from '../learn/filter.js';
-import { LaunchError, execGroupGid, exitStatus, launch } from '../learn/launch.js';
+import { LaunchError, execGroupGid, launch } from '../learn/launch.js';
 import { Learned, type Policy } from '../learn/record.js';
 import { RuleFileError, mergeRule, newRuleText } from '../learn/rule-file.js';
 import { argsValue } from '../learn/rule-text.js';
@@ -136,9 +136,8 @@ function writeRule(file: string, text: string): void {
 async function run(p: Plan, learned: Learned, opts: { execGroup: string; timeout?: number; stdout: number }, onStart: (signal: (s: NodeJS.Signals) => void) => void): Promise<number> {
   const execGid = execGroupGid(opts.execGroup);
   const started = launch(p.user, execGid, p.binary, p.argv, buildLearningFilter(), opts.stdout);
-  const { child } = started;
-  const exited = new Promise<number>((res) => child.on('exit', (code, signal) => res(exitStatus(code, signal))));
-  const signal = (s: NodeJS.Signals): void => { if (child.exitCode === null && child.signalCode === null) child.kill(s); };
+  const { exited } = started;
+  const signal = (s: NodeJS.Signals): void => started.kill(s);
   onStart(signal);
   let supervisor: LearningSupervisor | undefined;
   let timers: NodeJS.Timeout[] = [];
@@ -147,7 +146,7 @@ async function run(p: Plan, learned: Learned, opts: { execGroup: string; timeout
       await exited;
       throw e;
     });
-    supervisor = new LearningSupervisor(listener, { uid: p.user.uid, binary: p.binary, launcherPid: child.pid!, name: basename(p.path) }, learned,
+    supervisor = new LearningSupervisor(listener, { uid: p.user.uid, binary: p.binary, launcherPid: started.pid, name: basename(p.path) }, learned,
       (m) => say(m), () => supervisor?.close());
     if (opts.timeout !== undefined) {
       timers = [

@@ -9,20 +9,25 @@
  * exits keeps running, without elevated calls (its listener is closed).
  */
 import { constants as osConstants } from 'node:os';
-import type { ChildProcess } from 'node:child_process';
 import {
-  AT_FDCWD, O_DIRECTORY, O_RDONLY, type Passwd, closeQuietly, getgrnamGid, groupsOf, openat, pidfdOpen, recvmsg,
+  AT_FDCWD, O_DIRECTORY, O_RDONLY, type Passwd, SysError, closeQuietly, getgrnamGid, groupsOf, openat, pidfdOpen, pidfdSendSignal, recvmsg,
+  waitExited,
 } from '../../shared/native/libc.js';
 import { FdWatch, READABLE } from '../../shared/native/uvpoll.js';
 import { type OpenBinary } from '../../broker/binary.js';
 import { programEnvironment } from '../../broker/environment.js';
-import { clientContext } from '../../broker/identity.js';
+import { clientContext, clientStatus } from '../../broker/identity.js';
 import { startLauncher } from '../../broker/launch.js';
 
 export class LaunchError extends Error {}
 
 export interface Started {
-  child: ChildProcess;
+  /** The launcher, then the program: our child. */
+  pid: number;
+  /** Its exit status (128+N for signal N), once it exited; it is reaped by then. */
+  exited: Promise<number>;
+  /** Send it a signal; nothing once it has exited. */
+  kill(signal: NodeJS.Signals): void;
   /** Resolves with the listener fd once the launcher sent it, rejects with why the launch failed. */
   listener: Promise<number>;
   /** What the launcher reported after it sent the listener (a failed exec), if anything. */
@@ -42,18 +47,20 @@ export function launch(user: Passwd, execGid: number, binary: OpenBinary, argv: 
   const groups = groupsOf(user.name, user.gid);
   let netnsFd = -1, cwdFd = -1;
   try {
-    const context = clientContext({ pid: process.pid, uid: process.getuid!(), gid: process.getgid!(), gids: [], supplementary: [], passwd: undefined, pidfd: selfPidfd });
+    const self = { pid: process.pid, uid: process.getuid!(), gid: process.getgid!(), gids: [], supplementary: [], passwd: undefined, pidfd: selfPidfd };
+    const context = clientContext(self, clientStatus(self));
     netnsFd = context.netnsFd;
     cwdFd = openat(AT_FDCWD, '.', O_RDONLY | O_DIRECTORY, 'the current directory');
     const env: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-    const { child, control } = startLauncher({
+    const { pid, pidfd, control } = startLauncher({
       uid: user.uid, gid: user.gid, execGid, groups, umask: context.umask, rlimits: context.rlimits,
       env: programEnvironment(env, user), argv, stdio: [0, stdout, 2], cwdFd, netnsFd, binaryFd: binary.fd, filter, cgroupFd: -1,
       loginuid: context.loginuid, nice: context.nice, ioprio: context.ioprio, affinity: context.affinity, oomScoreAdj: context.oomScoreAdj,
     });
     const late: { error?: string } = {};
-    return { child, listener: listenerFrom(child, control, late), lateError: () => late.error };
+    const child = watchExit(pid, pidfd);
+    return { ...child, listener: listenerFrom(child.exited, control, late), lateError: () => late.error };
   } finally {
     closeQuietly(selfPidfd);
     closeQuietly(netnsFd);
@@ -61,8 +68,31 @@ export function launch(user: Passwd, execGid: number, binary: OpenBinary, argv: 
   }
 }
 
+/** Our child `pid` behind `pidfd` (which this takes over): its exit, reaped, and a way to signal it meanwhile. */
+function watchExit(pid: number, pidfd: number): Pick<Started, 'pid' | 'exited' | 'kill'> {
+  let done = false;
+  const exited = new Promise<number>((resolve) => {
+    const watch = new FdWatch(pidfd, READABLE, () => {
+      const how = waitExited(pidfd);
+      if (!how) return;
+      done = true;
+      watch.close(); // and the pidfd
+      resolve(exitStatus(how.code, how.signal));
+    });
+  });
+  const kill = (signal: NodeJS.Signals): void => {
+    if (done) return;
+    try {
+      pidfdSendSignal(pidfd, osConstants.signals[signal]);
+    } catch (e) {
+      if (!(e instanceof SysError && e.code === 'ESRCH')) throw e;
+    }
+  };
+  return { pid, exited, kill };
+}
+
 /** The launcher's control socket: "listener" with the fd, or "error ..." (then it exits). */
-function listenerFrom(child: ChildProcess, control: number, late: { error?: string }): Promise<number> {
+function listenerFrom(exited: Promise<number>, control: number, late: { error?: string }): Promise<number> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const watch = new FdWatch(control, READABLE, () => {
@@ -94,12 +124,11 @@ function listenerFrom(child: ChildProcess, control: number, late: { error?: stri
         }
       }
     });
-    child.on('exit', () => watch.close());
+    void exited.then(() => watch.close());
   });
 }
 
-/** 128+N for a signal, as shells and the client report it. */
-export function exitStatus(code: number | null, signal: NodeJS.Signals | null): number {
-  if (code !== null) return code;
-  return 128 + (signal ? osConstants.signals[signal] : 0);
+/** 128+N for signal N, as shells and the client report it. */
+export function exitStatus(code: number | null, signal: number | null): number {
+  return code ?? 128 + (signal ?? 0);
 }

@@ -102,6 +102,7 @@ const f = {
   getgrgid_r: libc.func('int getgrgid_r(uint32_t gid, void *grp, void *buf, size_t len, void *result)'),
   shutdown: libc.func('int shutdown(int fd, int how)'),
   statx: libc.func('int statx(int dirfd, const char *path, int flags, unsigned int mask, void *buf)'),
+  waitid: libc.func('int waitid(int idtype, int id, void *infop, int options)'),
 };
 
 const NR = {
@@ -433,6 +434,43 @@ export interface Rlimit { soft: bigint; hard: bigint } // 2^64-1 = unlimited
 export function prlimitGet(pid: number, resource: number): Rlimit {
   check(`prlimit(${pid}, ${resource})`, f.prlimit(pid, resource, null, ptr(A.small)));
   return { soft: arena.readBigUInt64LE(A.small), hard: arena.readBigUInt64LE(A.small + 8) };
+}
+
+/* ---- reaping our children (src/broker/spawn.ts starts them) ---- */
+
+const P_PID = 1;
+const P_PIDFD = 3;
+const WEXITED = 4;
+const WNOHANG = 1;
+const CLD_EXITED = 1;
+
+/** How a child ended: its exit code, or the number of the signal that killed it. */
+export interface Exited { code: number | null; signal: number | null }
+
+function waitid(idtype: number, id: number, options: number, what: string): Exited | undefined {
+  const info = A.small; // siginfo_t: 128 bytes; si_code at 8, si_pid at 16, si_status at 24
+  arena.fill(0, info, info + 128);
+  for (;;) {
+    if (Number(f.waitid(idtype, id, ptr(info), WEXITED | options)) >= 0) break;
+    const errno = koffi.errno();
+    if (errno !== EINTR_ERRNO) throw new SysError(what, errno);
+  }
+  if (arena.readInt32LE(info + 16) === 0) return undefined;
+  const status = arena.readInt32LE(info + 24);
+  return arena.readInt32LE(info + 8) === CLD_EXITED ? { code: status, signal: null } : { code: null, signal: status };
+}
+
+/**
+ * Reap our child behind `pidfd` if it has exited (waitid P_PIDFD, WNOHANG):
+ * undefined while it runs.
+ */
+export function waitExited(pidfd: number): Exited | undefined {
+  return waitid(P_PIDFD, pidfd, WNOHANG, `waitid(P_PIDFD, ${pidfd})`);
+}
+
+/** Wait for our child `pid` to exit and reap it (for a child just killed). */
+export function reap(pid: number): Exited | undefined {
+  return waitid(P_PID, pid, 0, `waitid(P_PID, ${pid})`);
 }
 
 /* ---- ioctl, poll, fcntl ---- */
