@@ -25,7 +25,7 @@ const { fx, tree } = e
 
 const EXEC_GID = 4000
 /** The broker's own unit (not stx-elevate-*: those are the sessions'). */
-const BROKER_UNIT = 'stx-broker-test.scope'
+let BROKER_UNIT = 'stx-broker-test.scope'
 /** A session's scope: as the program sees it (the container's cgroup namespace), or as the host does (prefix /stx-nspawn.P/payload). */
 const SCOPE = (session: number | string, prefix = '(/.*)?') =>
   new RegExp(`^${prefix}/user\\.slice/user-${cuser.uid}\\.slice/(stx-elevate-\\d+-${session}\\.scope)$`)
@@ -172,4 +172,33 @@ t.test('a program that exits leaving a child: the child is killed, a kill record
   if (childLine) t.match(JSON.parse(childLine).raw, /^(EPERM|ENOSYS)$/, `the child got no socket: ${childLine}`)
   await until('no stx-elevate-* unit is left', async () => await sessionUnits(c) === '')
   t.equal(await sessionUnits(c), '', 'systemctl list-units \'stx-elevate-*\' lists nothing')
+})
+
+t.test('a broker killed with SIGKILL leaves its sessions\' scopes running; the next broker kills them, with a kill record', async (t: Test) => {
+  const c = await container()
+  const b = await broker()
+  // hold ends at its stdin's end: give it one that stays open after the client is gone
+  const run = spawnAs(cuser, ['bash', '-c', 'exec "$@" < <(exec sleep 60)', 'bash', ...e.client(b.socket, fx.probe, 'hold', '60')], { via: c.via })
+  t.teardown(() => { run.kill('SIGKILL') })
+  const ready = JSON.parse(await run.waitForLine(/"ready":true/, 15_000)) as { pid: number, raw: number | string }
+  t.type(ready.raw, 'number', 'the program holds a brokered raw socket')
+  const launch = await waitForAudit(b.audit, a => a.event === 'launch' && a.pid === ready.pid, 5000, 'the launch record')
+  const unit = SCOPE(launch.session!).exec(cgroupIn(c, ready.pid))?.[2] ?? ''
+  const dead = Number(/^stx-elevate-(\d+)-/.exec(unit)?.[1])
+  t.ok(dead > 0, `the program runs in its scope ${unit}, named after the broker's pid`)
+
+  const kill9 = await c.run(['sh', '-c', 'kill -KILL "$1"', 'sh', String(dead)], 10_000)
+  t.equal(kill9.code, 0, `kill -KILL ${dead} (the broker) inside: ${kill9.stderr}`)
+  await until('the broker to die', () => brokerExited, 10_000)
+  t.ok(runningIn(c, ready.pid), 'the program runs on in its scope, in the user\'s slice, outside the broker\'s')
+
+  // the next broker, under a scope of another name (the dead one's may linger as failed)
+  brokerStarted = undefined
+  brokerExited = false
+  BROKER_UNIT = 'stx-broker-test-2.scope'
+  const b2 = await broker()
+  const kill = await waitForAudit(b2.audit, a => a.event === 'kill' && a.reason === `left running by a dead broker (pid ${dead})`, 10_000, 'the kill record')
+  t.ok((kill.pids as number[]).includes(ready.pid), `it names the program: ${JSON.stringify(kill.pids)}`)
+  await until(`the program ${ready.pid} is gone`, () => !runningIn(c, ready.pid), 10_000)
+  await until('no stx-elevate-* unit is left', async () => await sessionUnits(c) === '', 10_000)
 })

@@ -57,15 +57,16 @@ export interface SessionCgroups {
   create(id: number, uid: number): SessionCgroup;
   /** Shutdown (after the sessions killed theirs): remove what is left, waiting at most timeoutMs. */
   close(timeoutMs: number): Promise<void>;
-  /** Sessions of dead brokers killed at start: for the audit's kill records. */
-  readonly reaped: readonly Reaped[];
 }
 
-/** A dead broker's subtree whose processes were killed at start. */
+/** Told of each dead broker's sessions killed at start, for the audit's kill record. */
+export type OnReaped = (r: Reaped) => void;
+
+/** A dead broker's sessions (its subtree, or one of its scopes) whose processes were killed at start. */
 export interface Reaped {
-  /** The dead broker's pid, from the subtree's name. */
+  /** The dead broker's pid, from the subtree's or the scope's name. */
   broker: number;
-  /** The subtree, as /proc/PID/cgroup names cgroups. */
+  /** As /proc/PID/cgroup names cgroups. */
   cgroup: string;
   pids: number[];
 }
@@ -105,7 +106,7 @@ export function findCgroup2(mountinfo: string, procCgroup: string): Cgroup2 | un
   return undefined;
 }
 
-function pidAlive(pid: number): boolean {
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -141,7 +142,7 @@ function removeEmptyTree(dir: string): boolean {
 }
 
 /** Every pid in dir and the cgroups below it. */
-function treeProcs(dir: string): number[] {
+export function treeProcs(dir: string): number[] {
   const pids = readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.isDirectory()) pids.push(...treeProcs(path.join(dir, entry.name)));
@@ -173,12 +174,12 @@ class BrokerSubtree implements SessionCgroups {
   readonly description: string;
   private readonly live = new Set<SubtreeSession>();
 
-  private constructor(private readonly cg: Cgroup2, readonly dir: string, readonly name: string, private readonly log: Log, readonly reaped: Reaped[]) {
+  private constructor(private readonly cg: Cgroup2, readonly dir: string, readonly name: string, private readonly log: Log) {
     this.description = `sessions' cgroups under ${dir}`;
   }
 
-  static open(cg: Cgroup2, log: Log): BrokerSubtree {
-    const reaped = BrokerSubtree.reapStale(cg, log);
+  static open(cg: Cgroup2, log: Log, onReaped: OnReaped): BrokerSubtree {
+    BrokerSubtree.reapStale(cg, log).forEach(onReaped);
     // A subtree of ours can only be there already when a dead broker had our
     // pid (a container restarted): reuse its name if it is empty, else take
     // the next free suffix and leave its processes alone.
@@ -195,7 +196,7 @@ class BrokerSubtree implements SessionCgroups {
         removeEmptyTree(dir);
         throw new CgroupError(`${dir} has no cgroup.kill (Linux 5.14 or later is needed to kill a session)`);
       }
-      return new BrokerSubtree(cg, dir, path.posix.join(cg.own, base), log, reaped);
+      return new BrokerSubtree(cg, dir, path.posix.join(cg.own, base), log);
     }
     throw new CgroupError(`stale subtrees stx-elevated.${process.pid}.* under ${cg.dir} still hold processes`);
   }
@@ -341,15 +342,15 @@ function systemdRuns(): boolean {
  * cgroup v2 hierarchy or no subtree can be made in it: the broker must then
  * refuse to start (or run with --no-cgroups).
  */
-export function openSessionCgroups(log: Log): SessionCgroups {
+export function openSessionCgroups(log: Log, onReaped: OnReaped): SessionCgroups {
   const cg = findCgroup2(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'));
   if (!cg) throw new CgroupError('no cgroup v2 hierarchy is mounted (or it does not show the broker\'s own cgroup)');
   if (systemdRuns()) {
-    if (existsSync(SYSTEM_BUS_SOCKET)) return new SystemdScopes(cg, log);
+    if (existsSync(SYSTEM_BUS_SOCKET)) return new SystemdScopes(cg, log, onReaped);
     log(`systemd runs here, but there is no system bus (${SYSTEM_BUS_SOCKET}): sessions go under the broker's own cgroup, outside the users' slices`);
   }
   try {
-    return BrokerSubtree.open(cg, log);
+    return BrokerSubtree.open(cg, log, onReaped);
   } catch (e) {
     if (e instanceof CgroupError) throw e;
     throw new CgroupError(`cannot make the broker's subtree under ${cg.dir}: ${(e as Error).message}`);

@@ -106,9 +106,11 @@ function checkLauncher(): void {
 /** How long a shutdown waits for the killed sessions' cgroups to empty. */
 const SHUTDOWN_CGROUP_MS = 2000;
 
-function sessionCgroups(): SessionCgroups {
+function sessionCgroups(audit: Audit): SessionCgroups {
   try {
-    const cgroups = openSessionCgroups((m) => log.warn(m));
+    // What a broker killed with SIGKILL left running is killed, and audited as any kill.
+    const cgroups = openSessionCgroups((m) => log.warn(m), (r) =>
+      audit.record('kill', { reason: `left running by a dead broker (pid ${r.broker})`, cgroup: r.cgroup, pids: r.pids }));
     log.info(cgroups.description);
     return cgroups;
   } catch (e) {
@@ -170,10 +172,8 @@ function main(): void {
     log.warn(`the watch group ${watchers.group} does not exist: only root may watch the audit stream (stx-elevate watch)`);
   }
   let rules = load(argv.rules, audit) ?? die(`refusing to start: the rules in ${argv.rules} are invalid`, EX_CONFIG);
-  const cgroups = argv.cgroups ? sessionCgroups() : undefined;
-  for (const r of cgroups?.reaped ?? []) {
-    audit.record('kill', { reason: `left running by a dead broker (pid ${r.broker})`, cgroup: r.cgroup, pids: r.pids });
-  }
+  const cgroups = argv.cgroups ? sessionCgroups(audit) : undefined;
+
   let server: Server;
   try {
     server = new Server(socketPath(argv.socket), {

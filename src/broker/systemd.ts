@@ -19,7 +19,9 @@
  * MUST:
  *  - never block the loop on the bus: every call has a deadline;
  *  - name only units of our own (the stx-elevate-<broker pid>- prefix) in
- *    calls that change anything;
+ *    calls that change anything, and other brokers' only when their pid no
+ *    longer runs: at start, the scopes a broker killed with SIGKILL left in
+ *    the users' slices are killed (their programs would keep their grants);
  *  - tell the launcher nothing but the scope's directory, and only once the
  *    job is done.
  */
@@ -27,7 +29,7 @@ import { openSync, readFileSync, writeFileSync, constants as fsConstants } from 
 import type { EventEmitter } from 'node:events';
 import path from 'node:path';
 import { Message, MessageType, Variant, systemBus, type MessageBus } from '@jellybrick/dbus-next';
-import { CgroupError, type Cgroup2, type SessionCgroup, type SessionCgroups } from './cgroup.js';
+import { CgroupError, pidAlive, treeProcs, type Cgroup2, type OnReaped, type SessionCgroup, type SessionCgroups } from './cgroup.js';
 
 type Log = (message: string) => void;
 
@@ -116,13 +118,38 @@ export class SystemdScopes implements SessionCgroups {
   readonly description = 'sessions in transient scopes stx-elevate-*.scope of the users\' slices (user-UID.slice), through systemd over the system bus';
   private busPromise?: Promise<SystemdBus>;
   private readonly live = new Set<ScopeSession>();
-  /** Scopes are systemd's: a dead broker's are its to stop (they are in the users' slices, not ours). */
-  readonly reaped = [];
 
-  constructor(private readonly cg: Cgroup2, private readonly log: Log) {
+  constructor(private readonly cg: Cgroup2, private readonly log: Log, onReaped: OnReaped) {
     // Connect now, so that the first session does not wait; a failure is
     // reported here and retried by the next session.
-    this.bus().catch((e) => log(`cannot reach systemd over the system bus: ${(e as Error).message}`));
+    this.bus().then(() => this.reapStale(onReaped)).catch((e) => log(`cannot reach systemd over the system bus: ${(e as Error).message}`));
+  }
+
+  /** Kill the scopes of brokers that are gone (not this one's, not a running pid's). */
+  private async reapStale(onReaped: OnReaped): Promise<void> {
+    const bus = await this.bus();
+    const [units] = await bus.call(MANAGER_PATH, MANAGER, 'ListUnitsByPatterns', 'asas', [[], ['stx-elevate-*.scope']]) as [unknown[][]];
+    for (const [name] of units as [string][]) {
+      const m = /^stx-elevate-(\d+)-\d+\.scope$/.exec(name);
+      const broker = Number(m?.[1]);
+      if (!m || broker === process.pid || pidAlive(broker)) continue;
+      try {
+        const [unitPath] = await bus.call(MANAGER_PATH, MANAGER, 'GetUnit', 's', [name]) as [string];
+        const [cgroup] = await bus.call(unitPath, 'org.freedesktop.DBus.Properties', 'Get', 'ss', ['org.freedesktop.systemd1.Scope', 'ControlGroup']) as [Variant<string>];
+        let pids: number[] = [];
+        try {
+          pids = treeProcs(cgroupDir(this.cg, cgroup.value));
+        } catch {
+          // an empty scope's cgroup may be gone already
+        }
+        // Emptied, the scope is collected (CollectMode=inactive-or-failed): no StopUnit to race that.
+        await bus.call(MANAGER_PATH, MANAGER, 'KillUnit', 'ssi', [name, 'all', 9]);
+        this.log(`killed ${name} of a dead broker (pid ${broker}): ${pids.length} processes`);
+        onReaped({ broker, cgroup: cgroup.value, pids });
+      } catch (e) {
+        this.log(`cannot kill ${name} of a dead broker: ${(e as Error).message}`);
+      }
+    }
   }
 
   bus(): Promise<SystemdBus> {
