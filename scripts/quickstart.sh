@@ -13,7 +13,11 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "Debian packages"
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping libseccomp2 build-essential python3 libjansson-dev >/dev/null
+# What the product and the test suite need (scripts/packages.sh), so that
+# `npm test` works next.
+. scripts/packages.sh
+# shellcheck disable=SC2086 # word splitting of the lists is meant
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $BUILD_PACKAGES $TEST_PACKAGES >/dev/null
 
 step "npm ci && npm run build"
 npm ci --no-fund --no-audit
