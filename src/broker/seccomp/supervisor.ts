@@ -58,12 +58,8 @@ import {
   fetchFd, pinTarget, releaseTarget, runningBinary, socketAsRoot, socketNetns, targetNetnsIno, unprivilegedPortStart,
   type Target,
 } from './operations.js';
+import { AT_EMPTY_PATH, EPERM, NR, SOCK_CLOEXEC, SOCK_NONBLOCK } from './numbers.js';
 
-const NR = { socket: 41, bind: 49, setsockopt: 54, execve: 59, execveat: 322 } as const;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const AT_EMPTY_PATH = 0x1000;
-const EPERM = 1;
 const EAGAIN = 11;
 const EACCES = 13;
 const EFAULT = 14;

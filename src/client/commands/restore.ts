@@ -20,7 +20,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import yargs from 'yargs';
 import { stateDirPath } from '../strip/defaults.js';
-import { type Change, type Output, type Plan, applyAll, planAll, requireRoot } from '../strip/changes.js';
+import { type Change, type Plan, applyAll, planAll, print, requireRoot } from '../strip/changes.js';
 import { type Dpkg, addOverride, findDpkg, overrideOf, overrideText, removeOverride, sameOverride } from '../strip/dpkg.js';
 import { removeHook } from '../strip/dpkg-hook.js';
 import { removeDurably } from '../strip/atomic-file.js';
@@ -150,11 +150,6 @@ function hookChange(plans: Plan[], store: RecordStore, restoring: StripRecord[])
     last?.changes.push({ text: `remove dpkg hook ${hook} (no stripped binary needs it now)`, apply: () => removeHook(hook) });
   }
 }
-
-const print: Output = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
 
 /** The command line after `restore`; the exit status: 0 done, 1 refused or failed, 2 usage. */
 export function restoreCommand(argv: string[]): number {

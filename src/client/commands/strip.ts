@@ -22,7 +22,7 @@ import yargs from 'yargs';
 import { DEFAULT_RULES } from '../../shared/defaults.js';
 import { DEFAULT_SHIM_DIR, stateDirPath } from '../strip/defaults.js';
 import { CLIENT_SCRIPT, SHIPPED_RULES, STX_RUN } from '../install-location.js';
-import { type Change, type Output, type Plan, applyAll, planAll, requireRoot } from '../strip/changes.js';
+import { type Change, type Output, type Plan, applyAll, planAll, print, requireRoot } from '../strip/changes.js';
 import { findCoverage } from '../strip/coverage.js';
 import { type Dpkg, addOverride, findDpkg, overrideFor, overrideOf, overrideText, packageOwning, removeOverride, sameOverride } from '../strip/dpkg.js';
 import { hookFileFor, hookInPlace, hookText, installHook } from '../strip/dpkg-hook.js';
@@ -196,11 +196,6 @@ function reapply(stateDir: string, io: Output): number {
   }
   return 0;
 }
-
-const print: Output = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-};
 
 /** The command line after `strip`; the exit status: 0 done, 1 refused or failed, 2 usage. */
 export function stripCommand(argv: string[]): number {

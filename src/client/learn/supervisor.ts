@@ -40,12 +40,8 @@ import { type BindCall, type HeaderCall, type LearnedCall, type OptionValue, typ
 import { type Answer, Learned } from './record.js';
 import { grantable } from './rule-text.js';
 import { ownedByOurUserns, portNeedsPrivilege } from './privilege.js';
+import { AT_EMPTY_PATH, EPERM, NR, SOCK_CLOEXEC, SOCK_NONBLOCK } from '../../broker/seccomp/numbers.js';
 
-const NR = { socket: 41, bind: 49, setsockopt: 54, execve: 59, execveat: 322 } as const;
-const SOCK_NONBLOCK = 0o4000;
-const SOCK_CLOEXEC = 0o2000000;
-const AT_EMPTY_PATH = 0x1000;
-const EPERM = 1;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 /** getsockopt(SO_BINDTOIFINDEX): the device a socket is bound to, 0 for none (5.0+). */

@@ -34,6 +34,12 @@ export interface Output {
   err(line: string): void;
 }
 
+/** Output to the terminal: changes on standard output, problems on standard error. */
+export const print: Output = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
 /** Plans each path; on any refusal prints them all, closes every fd, and returns undefined. */
 export function planAll(command: string, args: string[], plan: (arg: string) => Plan, io: Output): Plan[] | undefined {
   const plans: Plan[] = [];
