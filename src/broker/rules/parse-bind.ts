@@ -19,7 +19,7 @@ import {
   AF_INET, AF_INET6, EACCES, RULE_DOMAINS, RULE_TYPES, canonicalAddress, domainName, errnoName, typeName,
 } from './names.js';
 import {
-  BAD, ERRNO_CHOICES, type Keys, Problem, type Report, type Section, at, checkKeys, eachItem, lineOf, missing,
+  AS_CHOICES, BAD, ERRNO_CHOICES, type Keys, Problem, type Report, type Section, at, checkKeys, eachItem, lineOf, missing,
   parseAllowDeny, parseAs, parseErrno, q, read,
 } from './values.js';
 
@@ -27,7 +27,7 @@ import {
 const UNPRIVILEGED_PORT_START = 1024;
 
 const BIND_KEYS: Keys = {
-  as: 'root',
+  as: AS_CHOICES,
   family: 'inet, inet6 or both',
   type: 'stream, dgram or both',
   port: 'a list of ports 1-65535 and ranges lo-hi',
@@ -100,7 +100,7 @@ export function buildBind(s: Section, file: string, r: Report): BindRule | undef
     return undefined;
   }
   return {
-    kind: 'bind', name: s.name.slice('bind.'.length), at: at(file, s),
+    kind: 'bind', ...(as === 'deny' ? { deny: true as const } : {}), name: s.name.slice('bind.'.length), at: at(file, s),
     families, types, ports,
     // ::1 and ::0001 are one address
     addresses: addresses && [...new Set(addresses)], reusePort: reusePort ?? false, errno: errno ?? EACCES,
