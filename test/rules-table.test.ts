@@ -231,7 +231,7 @@ t.test('pinned interpreters and loaders draw no warning', async (t) => {
 
 t.test('the examples of elevation.d(5) are valid, without warnings', async (t) => {
   const examples = manExamples();
-  t.equal(examples.length, 6, 'ping, ping denied IPv6, a web server, arping, SO_MARK, Python pinned');
+  t.equal(examples.length, 6, 'ping, fping with IPv6 denied, a web server, arping, SO_MARK, Python pinned');
   for (const text of examples) {
     t.notMatch(text, /\\/, 'no roff escape left');
     const r = parseRuleFile(F, text);
@@ -239,7 +239,7 @@ t.test('the examples of elevation.d(5) are valid, without warnings', async (t) =
     t.ok(r.program);
   }
   const paths = examples.map((e) => parseRuleFile(F, e).program!.path);
-  t.strictSame(paths, ['/usr/bin/ping', '/usr/bin/ping', '/usr/sbin/nginx', '/usr/bin/arping', '/usr/local/sbin/uplink-probe', '/usr/bin/python3.11']);
+  t.strictSame(paths, ['/usr/bin/ping', '/usr/bin/fping', '/usr/sbin/nginx', '/usr/bin/arping', '/usr/local/sbin/uplink-probe', '/usr/bin/python3.11']);
   t.strictSame(examples.map((e) => parseRuleFile(F, e).program!.calls.map((c) => c.kind)),
     [['socket', 'socket'], ['socket', 'socket'], ['bind'], ['socket'], ['setsockopt'], ['bind']]);
   t.strictSame(parseRuleFile(F, examples[1]).program!.calls.map((c) => c.deny), [undefined, true], 'IPv6 denied');
