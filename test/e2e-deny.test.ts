@@ -91,3 +91,21 @@ t.test('a setsockopt value an as = deny section lists is refused with its errno'
   t.match(jsonLine(r.stdout, 'results').results, [{ option: 'SO_MARK', set: 'EACCES' }], `stderr: ${r.stderr}`)
   assertDenied(t, await recordsOf(b, 'setsockopt'), b, 'setsockopt.mark', 'EACCES')
 })
+
+t.test('a setsockopt value outside the as = deny section is refused with setsockopt\'s own EPERM, not the section\'s errno', async t => {
+  const b = await brokerFor(t, fx.probe, [
+    ['[setsockopt.mark]', 'as = deny', 'option = SO_MARK', 'value = 1-10', 'errno = EACCES', ''].join('\n'),
+  ])
+  const r = await runAs(user, e.client(b.socket, fx.probe, 'setopt', 'inet', 'dgram', 'SO_MARK=20'), { timeoutMs: 15_000 })
+  t.match(jsonLine(r.stdout, 'results').results, [{ option: 'SO_MARK', set: 'EPERM' }], `stderr: ${r.stderr}`)
+  t.match(await recordsOf(b, 'setsockopt'), [{ event: 'refuse', errno: 'EPERM', reason: 'no section grants the value ([setsockopt.mark] denies other values)' }])
+})
+
+t.test('a bind no section matches gets the kernel\'s EACCES, not a deny section\'s errno', async t => {
+  const b = await brokerFor(t, fx.probe, [
+    ['[bind.www]', 'as = deny', 'family = inet', 'type = stream', 'port = 80', 'errno = EPERM', ''].join('\n'),
+  ])
+  const other = await runAs(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '81'), { timeoutMs: 15_000 })
+  t.equal(jsonLine(other.stdout, 'socket').bind, 'EACCES', `stderr: ${other.stderr}`)
+  t.match(await recordsOf(b, 'bind'), [{ event: 'refuse', errno: 'EACCES' }])
+})

@@ -861,4 +861,13 @@ t.test('as = deny: bind sections overlap, the first match decides', async (t) =>
     + '[bind.rest]\nas = deny\nfamily = inet\ntype = stream\nport = 1-1023\n');
   t.match(matchBind(p, 2, 1, '127.0.0.1', 80), { name: 'admin', deny: undefined });
   t.match(matchBind(p, 2, 1, '0.0.0.0', 80), { name: 'rest', deny: true });
+  program(t, PROGRAM
+    + '[bind.admin]\nas = root\nfamily = inet\ntype = stream\nport = 80\naddress = 127.0.0.1\n'
+    + '[bind.rest]\nas = deny\nfamily = inet\ntype = stream\nport = 80\nerrno = EPERM\n');
+  t.pass('a deny section may answer with its own errno: it answers only the binds it matches');
+  t.match(error(t, PROGRAM
+    + '[bind.a]\nas = root\nfamily = inet\ntype = stream\nport = 80\n'
+    + '[bind.b]\nas = deny\nfamily = inet\ntype = stream\nport = 81\nerrno = EPERM\n'
+    + '[bind.c]\nas = root\nfamily = inet\ntype = stream\nport = 82\nerrno = EPERM\n'),
+  /\[bind\.c\]: refuses with EPERM but \[bind\.a\] \(line 4\)/, 'grant sections must still agree');
 });

@@ -9,9 +9,10 @@
  *   compares its decoded address as text; every address belongs to a
  *   listed family and every listed family has an address, so no family is
  *   granted more than the admin wrote;
- * - sections may overlap (the first match decides), but two that cover the
- *   same family and type must refuse with the same errno, or a refused
- *   bind's answer would depend on which one the broker asked.
+ * - sections may overlap (the first match decides), but two grant sections
+ *   that cover the same family and type must refuse with the same errno, or
+ *   a refused bind's answer would depend on which one the broker asked (a
+ *   deny section answers the binds it matches with its own errno).
  */
 import { isIP } from 'node:net';
 import type { BindRule, Range } from './model.js';
@@ -149,8 +150,10 @@ function warnUnprivileged(s: Section, ports: Range[], r: Report): void {
  * its family and type: they must agree.
  */
 export function checkBindErrnos(calls: BindRule[], r: Report): void {
-  calls.forEach((c, i) => {
-    for (const o of calls.slice(0, i)) {
+  // A deny section answers only the binds it matches, with its own errno.
+  const grants = calls.filter((c) => !c.deny);
+  grants.forEach((c, i) => {
+    for (const o of grants.slice(0, i)) {
       const family = c.families.find((f) => o.families.includes(f));
       const type = c.types.find((t) => o.types.includes(t));
       if (family === undefined || type === undefined || o.errno === c.errno) continue;

@@ -561,7 +561,8 @@ export class Supervisor {
     // After the read: the rules loaded now decide.
     const program = this.ruleNow(n, call);
     if (!program) return;
-    const sections = bindRulesFor(program, kind.domain, kind.type);
+    // A bind no section matches gets the grant sections' errno (they agree); deny sections answer only their own.
+    const sections = bindRulesFor(program, kind.domain, kind.type).filter((c) => !c.deny);
     const rule = matchBind(program, kind.domain, kind.type, addr.address, addr.port);
     if (!rule) {
       const why = sections.length > 0 ? 'no [bind.*] section allows this address and port' : 'no [bind.*] section for this family and type';
@@ -613,6 +614,7 @@ export class Supervisor {
         const rule = matchSetsockopt(program, level, name, value);
         if (!rule) {
           const section = setsockoptRulesFor(program).find((c) => c.level === level && c.option === name);
+          if (section?.deny) return this.refuse(n, call, EPERM, `no section grants the value ([${section.at.section}] denies other values)`, section);
           return this.refuse(n, call, section?.errno ?? EPERM, `the value is not one [${section?.at.section ?? 'setsockopt.*'}] allows`, section ?? program);
         }
         if (rule.deny) return this.refuse(n, call, rule.errno, deniedBy(rule), rule);
