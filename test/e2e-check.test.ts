@@ -184,7 +184,7 @@ const examples = manExamples().map((text, i) => {
 })
 
 t.test('stx-elevate check: the examples of elevation.d(5) are valid, with a summary per rule', async t => {
-  t.equal(examples.length, 5)
+  t.equal(examples.length, 6)
   const dir = rulesDir(Object.fromEntries(examples.map(x => [x.name, x.text])))
   const r = await runAs(user, [tree.client, 'check', '--rules', dir])
   t.equal(r.code, 0, `exit 0; stdout:\n${r.stdout}\nstderr: ${r.stderr}`)
@@ -192,11 +192,12 @@ t.test('stx-elevate check: the examples of elevation.d(5) are valid, with a summ
   const bin = (p: string) => tree.path('man-bins', p)
   t.strictSame(r.stdout.trimEnd().split('\n'), [
     `${bin('/usr/bin/arping')}: groups netdev; socket packet dgram 0`,
+    `${bin('/usr/bin/fping')}: groups netops; socket inet raw icmp, socket inet6 raw ipv6-icmp denied with EAFNOSUPPORT`,
     `${bin('/usr/bin/ping')}: users *; socket inet raw icmp, socket inet6 raw ipv6-icmp`,
     `${bin('/usr/bin/python3.11')}: users alice; args -I -m http.server 80 --bind 127.0.0.1 --directory /srv/www; bind inet stream port 80 address 127.0.0.1`,
     `${bin('/usr/local/sbin/uplink-probe')}: groups netadmin; setsockopt SO_MARK 2,3`,
     `${bin('/usr/sbin/nginx')}: users www-data; args -c /etc/nginx/nginx.conf; bind inet/inet6 stream port 80,443`,
-    `${dir} (5 files): valid: 5 rules`,
+    `${dir} (6 files): valid: 6 rules`,
   ])
 })
 

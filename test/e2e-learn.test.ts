@@ -1,6 +1,6 @@
 // End to end: stx-elevate learn runs real programs as the test user, and
 // the rules it writes are exact, pass check, and work under a real broker.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
@@ -8,6 +8,7 @@ import { request } from 'node:http'
 import { join } from 'node:path'
 import { parseRuleFile } from '../src/broker/rules/parse.js'
 import type { ProgramRule, SocketRule } from '../src/broker/rules/model.js'
+import { waitForAudit } from './lib/audit.js'
 import { startBroker } from './lib/broker.js'
 import { PYTHON3 } from './lib/paths.js'
 import { cleanArgv, rootEnv, runRoot, sleep } from './lib/proc.js'
@@ -333,21 +334,43 @@ t.test('--ask through a terminal: permit always, deny, deny with an errno', asyn
     t.same(sockets(rule(text)), sockets(shippedPing).filter(s => s.domain === 2))
   })
 
-  await t.test('deny: ping sees the kernel\'s refusal, as under the broker without a grant; the rule grants nothing', async t => {
+  /**
+   * The learned rule passes check, and a broker started on it gives ping
+   * what it saw while learning: the section's errno, with a refuse record.
+   */
+  const underBroker = async (t: Test, text: string, errno: string, message: RegExp) => {
+    const file = outFile()
+    writeFileSync(file, text)
+    const c = await check(file)
+    t.equal(c.code, 0, `stx-elevate check passes: ${c.stdout}${c.stderr}`)
+    t.match(c.stdout, new RegExp(`socket inet raw icmp denied with ${errno}`))
+    const b = await startBroker(t, tree, { rules: { 'ping.conf': text } })
+    const run = await runAs(user, e.client(b.socket, fx.ping, '-4', '-c1', '-W2', '127.0.0.1'))
+    t.not(run.code, 0, 'ping fails under the broker')
+    t.match(run.stderr, message)
+    const rec = await waitForAudit(b.audit, a => a.event === 'refuse' && a.call?.name === 'socket', 5000, 'refuse record of the socket')
+    t.match(rec, { errno, rule: { section: 'socket.icmp' }, reason: '[socket.icmp] denies it' })
+  }
+
+  await t.test('deny: ping sees the kernel\'s refusal; the rule denies the socket with that errno (EPERM), and so does the broker', async t => {
     const { screen, text } = await ask(['d'])
     t.match(screen, /Operation not permitted/)
     t.match(screen, /ping exited with status 2/)
-    t.same(rule(text).calls, [])
-    t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: denied/m)
+    t.match(rule(text).calls, [{ kind: 'socket', name: 'icmp', deny: true, errno: 1, domain: 2, type: 3, protocol: 1 }])
+    t.match(text, /^\[socket\.icmp\]\n; learn: seen 1 time: socket\(inet, raw, icmp\)\nas = deny\ndomain = inet\ntype = raw\nprotocol = icmp\n/m)
+    t.notMatch(text, /^errno/m, 'the default errno, the kernel\'s own')
+    await underBroker(t, text, 'EPERM', /Operation not permitted/)
   })
 
-  await t.test('deny with EACCES: ping sees EACCES; the rule grants nothing and records the answer', async t => {
+  await t.test('deny with EACCES: ping sees EACCES; the rule denies the socket with EACCES, and so does the broker', async t => {
     const { screen, text } = await ask(['e', 'EACCES'])
     t.match(screen, /Permission denied/)
     t.notMatch(screen, /Operation not permitted/)
     t.match(screen, /ping exited with status 2/)
-    t.same(rule(text).calls, [])
-    t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: denied with EACCES/m)
+    t.match(rule(text).calls, [{ kind: 'socket', name: 'icmp', deny: true, errno: 13 }])
+    t.match(text, /^as = deny$[\s\S]*^errno = EACCES$/m)
+    t.notMatch(text, /denied with EACCES \(/, 'no comment in place of the section')
+    await underBroker(t, text, 'EACCES', /Permission denied/)
   })
 
   await t.test('Ctrl-C on the terminal stops the program, and the rule is written', async t => {

@@ -152,6 +152,18 @@ t.test('a rule with an argument pattern: list shows the arguments it allows', as
   ])
 })
 
+t.test('a rule with an as = deny section: list shows the call as denied, with its errno', async t => {
+  const denying = probeRule({ path: fx.probe, users: [user.name] }, { icmp6: true })
+    .replace('[socket.icmp6]\nas = root\n', '[socket.icmp6]\nas = deny\nerrno = EAFNOSUPPORT\n')
+  t.match(denying, /as = deny/, 'the rule has the deny section')
+  const b = await startBroker(t, tree, { rules: { 'probe.conf': denying } })
+  const j = await runAs(user, e.client(b.socket, 'list', '--json'))
+  t.equal(j.code, 0, j.stderr)
+  t.same(JSON.parse(j.stdout).programs, [
+    { path: fx.probe, args: null, calls: ['socket inet raw icmp', 'socket inet6 raw ipv6-icmp denied with EAFNOSUPPORT'] },
+  ])
+})
+
 t.test('list with no broker: one line, exit 1', async t => {
   const socket = tree.path('no-broker.sock')
   const r = await runAs(user, e.client(socket, 'list'))

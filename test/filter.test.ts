@@ -176,6 +176,18 @@ t.test('a raw ICMP socket rule traps exactly that socket', runOpts, async (t) =>
   t.equal(o.end, 'exit 0');
 });
 
+t.test('an as = deny socket section traps its socket like a grant does (the broker answers it)', runOpts, async (t) => {
+  const denied = programRule([{ ...socketRule('icmp', AF_INET, SOCK_RAW, IPPROTO_ICMP), deny: true, errno: 13 }]);
+  t.ok(describeFilter(denied).some((l) => /^socket\(domain == 2, .*protocol == 1\) -> NOTIFY: \[socket\.icmp\] icmp: the broker refuses this socket with EACCES \(as = deny\)/.test(l)),
+    'the table says the broker refuses it');
+  const o = run(denied, 'socket-raw-icmp');
+  t.equal(o.traps.length, 1, o.stdout);
+  t.same(o.traps[0].args.slice(0, 3), [2n, BigInt(SOCK_RAW | SOCK_CLOEXEC), 1n], 'AF_INET, SOCK_RAW|SOCK_CLOEXEC, ICMP');
+  t.equal(run(denied, 'socket-dgram-udp').traps.length, 0, 'other sockets are not trapped');
+  // Control: without the section, root (this test) would create the socket itself.
+  t.match(run(bareProgram, 'socket-raw-icmp').result, /^ok \d+$/, 'control: untrapped, the kernel creates it');
+});
+
 t.test('calls no rule names are not trapped', runOpts, async (t) => {
   for (const probe of ['socket-dgram-udp', 'getppid', 'setsockopt-tos']) {
     const o = run(icmpProgram, probe);

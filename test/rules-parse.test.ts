@@ -5,7 +5,7 @@ import { parseRuleFile } from '../src/broker/rules/parse.js';
 import {
   domainName, errnoName, errnoNumber, htons16, protocolName, typeName,
 } from '../src/broker/rules/names.js';
-import { mayRun, matchArgs, matchSocket, programRules, ruleFor, socketProtocolArg } from '../src/broker/rules/match.js';
+import { matchBind, mayRun, matchArgs, matchSocket, programRules, ruleFor, socketProtocolArg } from '../src/broker/rules/match.js';
 import type { ProgramRule, RuleSet, SocketRule } from '../src/broker/rules/model.js';
 
 const F = '/etc/elevation.d/t.conf';
@@ -253,11 +253,11 @@ t.test('users = *, alice', async (t) => {
 
 const socket = (body: string) => `${PROGRAM}[socket.s]\n${body}`;
 
-t.test('as != root', async (t) => {
+t.test('as is neither root nor deny', async (t) => {
   t.equal(error(t, socket('as = alice\ndomain = inet\ntype = raw\nprotocol = icmp\n')),
-    `${F}:5: [socket.s] as: unknown identity "alice"; only as = root is supported for now`);
+    `${F}:5: [socket.s] as: unknown value "alice"; use root (the call is performed as root) or deny (it is refused with errno)`);
   t.equal(error(t, socket('domain = inet\ntype = raw\nprotocol = icmp\n')),
-    `${F}:4: [socket.s] as: missing; add as = root`);
+    `${F}:4: [socket.s] as: missing; add as = root or deny`);
 });
 
 t.test('unknown domain, type, protocol', async (t) => {
@@ -379,7 +379,7 @@ t.test('every error of a file, each with its line', async (t) => {
     `${F}:1: users: key outside any section; put it under [program], [socket.NAME], [bind.NAME] or [setsockopt.NAME]`,
     `${F}:3: [program] path: "bin/ping" is not absolute; use the full path, e.g. /usr/bin/ping`,
     `${F}:4: [program] users: "*" must stand alone; write users = * for every user, or list names without it`,
-    `${F}:7: [socket.icmp] as: unknown identity "nobody"; only as = root is supported for now`,
+    `${F}:7: [socket.icmp] as: unknown value "nobody"; use root (the call is performed as root) or deny (it is refused with errno)`,
     `${F}:11: [socket.icmp] colour: unknown key; use as, domain, type, protocol, header-included or errno`,
     `${F}:12: [socket.icmp] domain: duplicate key (first at line 8); keep one`,
     `${F}:17: [socket.x] protocol: unknown protocol "icmpp"; use a name from the protocol table (icmp, ipv6-icmp, ...) or a number 0-255`,
@@ -458,14 +458,14 @@ t.test('bind warnings: ports from 1024 up need no privilege by default', async (
 
 t.test('bind: as, missing keys, unknown key', async (t) => {
   t.equal(error(t, bind(BIND_OK.replace('as = root', 'as = www-data'))),
-    `${F}:5: [bind.b] as: unknown identity "www-data"; only as = root is supported for now`);
+    `${F}:5: [bind.b] as: unknown value "www-data"; use root (the call is performed as root) or deny (it is refused with errno)`);
   t.strictSame(errors(t, bind('as = root\n')), [
     `${F}:4: [bind.b] family: missing; add family = inet, inet6 or both`,
     `${F}:4: [bind.b] type: missing; add type = stream, dgram or both`,
     `${F}:4: [bind.b] port: missing; add port = a list of ports 1-65535 and ranges lo-hi`,
   ]);
   t.strictSame(errors(t, bind('')), [
-    `${F}:4: [bind.b] as: missing; add as = root`,
+    `${F}:4: [bind.b] as: missing; add as = root or deny`,
     `${F}:4: [bind.b] family: missing; add family = inet, inet6 or both`,
     `${F}:4: [bind.b] type: missing; add type = stream, dgram or both`,
     `${F}:4: [bind.b] port: missing; add port = a list of ports 1-65535 and ranges lo-hi`,
@@ -625,9 +625,9 @@ t.test('setsockopt warnings: values that need no privilege are harmless but gran
 
 t.test('setsockopt: as, missing keys, unknown key', async (t) => {
   t.equal(error(t, opt(MARK.replace('as = root', 'as = nobody'))),
-    `${F}:5: [setsockopt.o] as: unknown identity "nobody"; only as = root is supported for now`);
+    `${F}:5: [setsockopt.o] as: unknown value "nobody"; use root (the call is performed as root) or deny (it is refused with errno)`);
   t.strictSame(errors(t, opt('')), [
-    `${F}:4: [setsockopt.o] as: missing; add as = root`,
+    `${F}:4: [setsockopt.o] as: missing; add as = root or deny`,
     `${F}:4: [setsockopt.o] option: missing; add option = SO_MARK, SO_PRIORITY, SO_BINDTODEVICE, SO_RCVBUFFORCE, SO_SNDBUFFORCE, IP_TRANSPARENT or IPV6_TRANSPARENT`,
   ], 'value and interface follow from the option');
   t.equal(error(t, opt('as = root\noption = SO_MARK\n')),
@@ -752,7 +752,7 @@ t.test('socket, bind and setsockopt sections in one file; every error of a file'
     `${F}:8: [bind.http] port: port 0 asks the kernel for any free port, which needs no privilege; use ports 1-65535`,
     `${F}:10: [setsockopt.mark] value: missing; add value = a list of numbers 0-4294967295 and ranges lo-hi`,
     `${F}:13: [setsockopt.mark] interface: only SO_BINDTODEVICE takes interface names; SO_MARK takes value = a list of numbers 0-4294967295 and ranges lo-hi`,
-    `${F}:14: [setsockopt.prio] as: missing; add as = root`,
+    `${F}:14: [setsockopt.prio] as: missing; add as = root or deny`,
     `${F}:17: [setsockopt.prio] colour: unknown key; use as, option, value, interface or errno`,
   ]);
 });
@@ -814,4 +814,60 @@ t.test('matching programs, users, groups and sockets', async (t) => {
   t.equal(matchSocket(ping, 17, 3, 3), undefined);
   t.equal(socketProtocolArg(sockets(ping)[1]), 0x0300);
   t.equal(socketProtocolArg(sockets(ping)[0]), 1);
+});
+
+// ---- as = deny -----------------------------------------------------------------------
+
+t.test('as = deny: every section kind, with its errno or the kind\'s default', async (t) => {
+  const p = program(t, PROGRAM
+    + '[socket.icmp]\nas = deny\ndomain = inet\ntype = raw\nprotocol = icmp\nerrno = EACCES\n'
+    + '[socket.icmp6]\nas = deny\ndomain = inet6\ntype = raw\nprotocol = ipv6-icmp\n'
+    + '[socket.forge]\nas = deny\ndomain = inet\ntype = raw\nprotocol = raw\n'
+    + '[bind.www]\nas = deny\nfamily = inet\ntype = stream\nport = 80\n'
+    + '[setsockopt.mark]\nas = deny\noption = SO_MARK\nvalue = 1-10\nerrno = EINVAL\n');
+  t.strictSame(p.calls.map((c) => [c.kind, c.name, c.deny, c.errno]), [
+    ['socket', 'icmp', true, 13],
+    ['socket', 'icmp6', true, 1],
+    ['socket', 'forge', true, 1],
+    ['bind', 'www', true, 13],
+    ['setsockopt', 'mark', true, 22],
+  ], 'protocol raw needs no header-included = allow when denied');
+  t.equal(program(t, PROGRAM + ICMP).calls[0].deny, undefined, 'as = root grants');
+});
+
+t.test('as = deny: what makes no sense on a denied call is refused', async (t) => {
+  t.equal(error(t, socket('as = deny\ndomain = inet\ntype = raw\nprotocol = raw\nheader-included = allow\n')),
+    `${F}:9: [socket.s] header-included: a section with as = deny creates no socket to forge headers on; remove the line`);
+  t.equal(error(t, socket('as = deny\ndomain = inet\ntype = stream\nprotocol = tcp\n')),
+    `${F}:7: [socket.s] type: inet stream sockets need no privilege; remove this section`,
+    'a deny section covers only calls the broker traps');
+  t.equal(error(t, socket('as = Deny\ndomain = inet\ntype = raw\nprotocol = icmp\n')),
+    `${F}:5: [socket.s] as: unknown value "Deny"; use root (the call is performed as root) or deny (it is refused with errno)`);
+  t.equal(error(t, socket('as =\ndomain = inet\ntype = raw\nprotocol = icmp\n')),
+    `${F}:5: [socket.s] as: empty value; use root or deny`);
+});
+
+t.test('as = deny: a deny and a grant section for the same socket conflict', async (t) => {
+  const deny = ICMP.replace('[socket.icmp]', '[socket.no]').replace('as = root', 'as = deny');
+  t.equal(error(t, PROGRAM + ICMP + deny),
+    `${F}:9: [socket.no]: denies the same socket as [socket.icmp] (line 4), which grants it; keep one of them`);
+  t.equal(error(t, PROGRAM + deny + ICMP),
+    `${F}:9: [socket.icmp]: grants the same socket as [socket.no] (line 4), which denies it; keep one of them`);
+});
+
+t.test('as = deny: bind sections overlap, the first match decides', async (t) => {
+  const p = program(t, PROGRAM
+    + '[bind.admin]\nas = root\nfamily = inet\ntype = stream\nport = 80\naddress = 127.0.0.1\n'
+    + '[bind.rest]\nas = deny\nfamily = inet\ntype = stream\nport = 1-1023\n');
+  t.match(matchBind(p, 2, 1, '127.0.0.1', 80), { name: 'admin', deny: undefined });
+  t.match(matchBind(p, 2, 1, '0.0.0.0', 80), { name: 'rest', deny: true });
+  program(t, PROGRAM
+    + '[bind.admin]\nas = root\nfamily = inet\ntype = stream\nport = 80\naddress = 127.0.0.1\n'
+    + '[bind.rest]\nas = deny\nfamily = inet\ntype = stream\nport = 80\nerrno = EPERM\n');
+  t.pass('a deny section may answer with its own errno: it answers only the binds it matches');
+  t.match(error(t, PROGRAM
+    + '[bind.a]\nas = root\nfamily = inet\ntype = stream\nport = 80\n'
+    + '[bind.b]\nas = deny\nfamily = inet\ntype = stream\nport = 81\nerrno = EPERM\n'
+    + '[bind.c]\nas = root\nfamily = inet\ntype = stream\nport = 82\nerrno = EPERM\n'),
+  /\[bind\.c\]: refuses with EPERM but \[bind\.a\] \(line 4\)/, 'grant sections must still agree');
 });

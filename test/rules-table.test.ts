@@ -112,7 +112,7 @@ const BAD: Array<{ name: string, text: string, errors: string[] }> = [
   { name: 'an errno that does not say refused', text: P + ICMP + 'errno = EAGAIN\n',
     errors: [`${F}:9: [socket.icmp] errno: EAGAIN does not say "refused"; use ${ERRNOS}`] },
   { name: 'as another user', text: P + ICMP.replace('as = root', 'as = alice'),
-    errors: [`${F}:5: [socket.icmp] as: unknown identity "alice"; only as = root is supported for now`] },
+    errors: [`${F}:5: [socket.icmp] as: unknown value "alice"; use root (the call is performed as root) or deny (it is refused with errno)`] },
   { name: 'two sections for one socket', text: P + ICMP + ICMP.replace('[socket.icmp]', '[socket.again]'),
     errors: [`${F}:9: [socket.again]: grants the same socket as [socket.icmp] (line 4); keep one of them`] },
 
@@ -168,7 +168,7 @@ const BAD: Array<{ name: string, text: string, errors: string[] }> = [
       `${F}:3: [program] users: "Alice" is not a valid user name; ${NAME_RULE}`,
       `${F}:4: [program] sha256: "12" has 2 hexadecimal digits; a sha256 digest has 64 (sha256sum PATH prints it)`,
       `${F}:9: [socket.icmp] protocol: unknown protocol "icmpp"; use a name from the protocol table (icmp, ipv6-icmp, ...) or a number 0-255`,
-      `${F}:10: [bind.x] as: missing; add as = root`,
+      `${F}:10: [bind.x] as: missing; add as = root or deny`,
       `${F}:10: [bind.x] family: missing; add family = inet, inet6 or both`,
       `${F}:10: [bind.x] type: missing; add type = stream, dgram or both`,
       `${F}:11: [bind.x] port: port 0 asks the kernel for any free port, which needs no privilege; use ports 1-65535`,
@@ -231,7 +231,7 @@ t.test('pinned interpreters and loaders draw no warning', async (t) => {
 
 t.test('the examples of elevation.d(5) are valid, without warnings', async (t) => {
   const examples = manExamples();
-  t.equal(examples.length, 5, 'ping, a web server, arping, SO_MARK, Python pinned');
+  t.equal(examples.length, 6, 'ping, fping with IPv6 denied, a web server, arping, SO_MARK, Python pinned');
   for (const text of examples) {
     t.notMatch(text, /\\/, 'no roff escape left');
     const r = parseRuleFile(F, text);
@@ -239,7 +239,8 @@ t.test('the examples of elevation.d(5) are valid, without warnings', async (t) =
     t.ok(r.program);
   }
   const paths = examples.map((e) => parseRuleFile(F, e).program!.path);
-  t.strictSame(paths, ['/usr/bin/ping', '/usr/sbin/nginx', '/usr/bin/arping', '/usr/local/sbin/uplink-probe', '/usr/bin/python3.11']);
+  t.strictSame(paths, ['/usr/bin/ping', '/usr/bin/fping', '/usr/sbin/nginx', '/usr/bin/arping', '/usr/local/sbin/uplink-probe', '/usr/bin/python3.11']);
   t.strictSame(examples.map((e) => parseRuleFile(F, e).program!.calls.map((c) => c.kind)),
-    [['socket', 'socket'], ['bind'], ['socket'], ['setsockopt'], ['bind']]);
+    [['socket', 'socket'], ['socket', 'socket'], ['bind'], ['socket'], ['setsockopt'], ['bind']]);
+  t.strictSame(parseRuleFile(F, examples[1]).program!.calls.map((c) => c.deny), [undefined, true], 'IPv6 denied');
 });

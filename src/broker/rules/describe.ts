@@ -1,5 +1,6 @@
 /*
- * One line per rule saying what it lets whom do as root, for people
+ * One line per rule saying what it lets whom do as root (and what it
+ * denies them), for people
  * (stx-elevate check):
  *
  *   /usr/bin/ping: users *; socket inet raw icmp, socket inet6 raw ipv6-icmp
@@ -8,7 +9,7 @@
  */
 import type { BindRule, CallRule, ProgramRule, Range, SetsockoptRule, SocketRule } from './model.js';
 import { socketProtocolArg } from './match.js';
-import { domainName, protocolName, typeName } from './names.js';
+import { domainName, errnoName, protocolName, typeName } from './names.js';
 
 const ranges = (rs: Range[]): string => rs.map((r) => r.from === r.to ? String(r.from) : `${r.from}-${r.to}`).join(',');
 
@@ -31,11 +32,18 @@ function setsockopt(c: SetsockoptRule): string {
   return `setsockopt ${c.optionName} ${c.interfaces ? c.interfaces.join(',') : ranges(c.values ?? [])}`;
 }
 
-/** One call section, e.g. `socket inet raw icmp` (stx-elevate check and list). */
-export function describeCall(c: CallRule): string {
+function what(c: CallRule): string {
   if (c.kind === 'socket') return socket(c);
   if (c.kind === 'bind') return bind(c);
   return setsockopt(c);
+}
+
+/**
+ * One call section, e.g. `socket inet raw icmp`, or for an as = deny
+ * section `socket inet raw icmp denied with EACCES` (stx-elevate check and list).
+ */
+export function describeCall(c: CallRule): string {
+  return c.deny ? `${what(c)} denied with ${errnoName(c.errno)}` : what(c);
 }
 
 function who(rule: ProgramRule): string {

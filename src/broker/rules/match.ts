@@ -115,8 +115,8 @@ const addressFamily = (canonical: string): number => isIP(canonical) === 4 ? AF_
 /**
  * The bind rules for sockets of this family (AF_INET, AF_INET6) and base
  * type (SO_TYPE: SOCK_STREAM, SOCK_DGRAM), in file order. Empty: no rule
- * elevates a bind of such a socket. The parser makes them agree on errno,
- * so the first one's errno answers a bind that none of them matches.
+ * elevates a bind of such a socket. The parser makes the grant sections agree on errno,
+ * so the first grant's errno answers a bind that none of them matches.
  */
 export function bindRulesFor(rule: ProgramRule, family: number, type: number): BindRule[] {
   return rule.calls.filter((c): c is BindRule =>

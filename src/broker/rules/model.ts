@@ -11,9 +11,11 @@ export interface Location {
   section: string;  // e.g. "program", "socket.icmp"
 }
 
-/** `[socket.NAME]`: socket(domain, type, protocol) performed as root. */
+/** `[socket.NAME]`: socket(domain, type, protocol) performed as root (or, as = deny, refused). */
 export interface SocketRule {
   kind: 'socket';
+  /** as = deny: matched calls are refused with errno, never performed. */
+  deny?: true;
   name: string;            // NAME of [socket.NAME]
   at: Location;            // the section header
   domain: number;          // AF_* number, e.g. 2 for inet
@@ -38,6 +40,8 @@ export interface Range {
  */
 export interface BindRule {
   kind: 'bind';
+  /** as = deny: matched calls are refused with errno, never performed. */
+  deny?: true;
   name: string;            // NAME of [bind.NAME]
   at: Location;            // the section header
   families: number[];      // AF_INET and/or AF_INET6, as written, no repeats
@@ -62,6 +66,8 @@ export interface BindRule {
  */
 export interface SetsockoptRule {
   kind: 'setsockopt';
+  /** as = deny: matched calls are refused with errno, never performed. */
+  deny?: true;
   name: string;            // NAME of [setsockopt.NAME]
   at: Location;            // the section header
   level: number;           // SOL_SOCKET, SOL_IP or SOL_IPV6, following from the option

@@ -9,9 +9,10 @@
  *   compares its decoded address as text; every address belongs to a
  *   listed family and every listed family has an address, so no family is
  *   granted more than the admin wrote;
- * - sections may overlap (the first match decides), but two that cover the
- *   same family and type must refuse with the same errno, or a refused
- *   bind's answer would depend on which one the broker asked.
+ * - sections may overlap (the first match decides), but two grant sections
+ *   that cover the same family and type must refuse with the same errno, or
+ *   a refused bind's answer would depend on which one the broker asked (a
+ *   deny section answers the binds it matches with its own errno).
  */
 import { isIP } from 'node:net';
 import type { BindRule, Range } from './model.js';
@@ -19,7 +20,7 @@ import {
   AF_INET, AF_INET6, EACCES, RULE_DOMAINS, RULE_TYPES, canonicalAddress, domainName, errnoName, typeName,
 } from './names.js';
 import {
-  BAD, ERRNO_CHOICES, type Keys, Problem, type Report, type Section, at, checkKeys, eachItem, lineOf, missing,
+  AS_CHOICES, BAD, ERRNO_CHOICES, type Keys, Problem, type Report, type Section, at, checkKeys, eachItem, lineOf, missing,
   parseAllowDeny, parseAs, parseErrno, q, read,
 } from './values.js';
 
@@ -27,7 +28,7 @@ import {
 const UNPRIVILEGED_PORT_START = 1024;
 
 const BIND_KEYS: Keys = {
-  as: 'root',
+  as: AS_CHOICES,
   family: 'inet, inet6 or both',
   type: 'stream, dgram or both',
   port: 'a list of ports 1-65535 and ranges lo-hi',
@@ -100,7 +101,7 @@ export function buildBind(s: Section, file: string, r: Report): BindRule | undef
     return undefined;
   }
   return {
-    kind: 'bind', name: s.name.slice('bind.'.length), at: at(file, s),
+    kind: 'bind', ...(as === 'deny' ? { deny: true as const } : {}), name: s.name.slice('bind.'.length), at: at(file, s),
     families, types, ports,
     // ::1 and ::0001 are one address
     addresses: addresses && [...new Set(addresses)], reusePort: reusePort ?? false, errno: errno ?? EACCES,
@@ -149,8 +150,10 @@ function warnUnprivileged(s: Section, ports: Range[], r: Report): void {
  * its family and type: they must agree.
  */
 export function checkBindErrnos(calls: BindRule[], r: Report): void {
-  calls.forEach((c, i) => {
-    for (const o of calls.slice(0, i)) {
+  // A deny section answers only the binds it matches, with its own errno.
+  const grants = calls.filter((c) => !c.deny);
+  grants.forEach((c, i) => {
+    for (const o of grants.slice(0, i)) {
       const family = c.families.find((f) => o.families.includes(f));
       const type = c.types.find((t) => o.types.includes(t));
       if (family === undefined || type === undefined || o.errno === c.errno) continue;

@@ -15,7 +15,7 @@ import {
   EPERM, IFNAMSIZ, KNOWN_OPTIONS, PRIVILEGED_OPTIONS, type PrivilegedOption, SO_PRIORITY, SOL_SOCKET, TC_PRIO_INTERACTIVE,
 } from './names.js';
 import {
-  BAD, ERRNO_CHOICES, type Keys, Problem, type Read, type Report, type Section, at, checkKeys, eachItem, lineOf,
+  AS_CHOICES, BAD, ERRNO_CHOICES, type Keys, Problem, type Read, type Report, type Section, at, checkKeys, eachItem, lineOf,
   missing, parseAs, parseErrno, q, read,
 } from './values.js';
 
@@ -27,7 +27,7 @@ const INT_CHOICES = 'a list of numbers 0-4294967295 and ranges lo-hi';
 const BOOL_CHOICES = '1 (on), 0 (off) or 0, 1';
 
 const SETSOCKOPT_KEYS: Keys = {
-  as: 'root',
+  as: AS_CHOICES,
   option: OPTION_CHOICES,
   value: INT_CHOICES,
   interface: 'a list of interface names',
@@ -155,9 +155,9 @@ export function buildSetsockopt(s: Section, file: string, r: Report): Setsockopt
   if (as === BAD || option === BAD || values === BAD || interfaces === BAD || errno === BAD || s.repeat) {
     return undefined;
   }
-  warnUnprivileged(s, option, values, r);
+  if (as !== 'deny') warnUnprivileged(s, option, values, r);
   return {
-    kind: 'setsockopt', name: s.name.slice('setsockopt.'.length), at: at(file, s),
+    kind: 'setsockopt', ...(as === 'deny' ? { deny: true as const } : {}), name: s.name.slice('setsockopt.'.length), at: at(file, s),
     level: option.level, option: option.option, optionName: option.name,
     values, interfaces, errno: errno ?? EPERM,
   };

@@ -14,7 +14,7 @@ import {
   SOCK_DGRAM, SOCK_LAST, SOCK_RAW, SOCK_SEQPACKET, SOCK_STREAM, domainName, typeName,
 } from './names.js';
 import {
-  BAD, ERRNO_CHOICES, type Keys, Problem, type Read, type Report, type Section, at, checkKeys, missing, number,
+  AS_CHOICES, BAD, ERRNO_CHOICES, type Keys, Problem, type Read, type Report, type Section, at, checkKeys, missing, number,
   parseAllowDeny, parseAs, parseErrno, q, read,
 } from './values.js';
 
@@ -24,7 +24,7 @@ const PROTOCOL_CHOICES = 'a name from the protocol table (icmp, ipv6-icmp, ...) 
 const ETHERTYPE_CHOICES = 'all, ip, arp, ipv6 or a number 0-65535';
 
 const SOCKET_KEYS: Keys = {
-  as: 'root',
+  as: AS_CHOICES,
   domain: DOMAIN_CHOICES,
   type: TYPE_CHOICES,
   protocol: PROTOCOL_CHOICES,
@@ -64,7 +64,7 @@ function protocolParser(domain: Read<number>): (v: string) => number | Problem {
     ?? new Problem(`unknown protocol ${q(v)}; use ${PROTOCOL_CHOICES}`);
 }
 
-interface SocketFields { domain: number; type: number; protocol: number; headerIncluded: boolean | undefined }
+interface SocketFields { domain: number; type: number; protocol: number; headerIncluded: boolean | undefined; deny: boolean }
 
 export function buildSocket(s: Section, file: string, r: Report): SocketRule | undefined {
   checkKeys(s, SOCKET_KEYS, r);
@@ -79,10 +79,10 @@ export function buildSocket(s: Section, file: string, r: Report): SocketRule | u
     return undefined;
   }
   if (s.repeat) return undefined;
-  const fields = { domain, type, protocol, headerIncluded };
+  const fields = { domain, type, protocol, headerIncluded, deny: as === 'deny' };
   if (!checkSocket(s, fields, r)) return undefined;
   return {
-    kind: 'socket', name: s.name.slice('socket.'.length), at: at(file, s),
+    kind: 'socket', ...(as === 'deny' ? { deny: true as const } : {}), name: s.name.slice('socket.'.length), at: at(file, s),
     domain, type, protocol, headerIncluded: headerIncluded ?? false, errno: errno ?? EPERM,
   };
 }
@@ -90,6 +90,10 @@ export function buildSocket(s: Section, file: string, r: Report): SocketRule | u
 /** Refuses what the kernel would refuse and what needs no privilege. */
 function checkSocket(s: Section, f: SocketFields, r: Report): boolean {
   const problems: Array<[key: string, message: string]> = [];
+  // A denied socket is never created, so no header can be forged on it.
+  if (f.deny && f.headerIncluded !== undefined) {
+    problems.push(['header-included', 'a section with as = deny creates no socket to forge headers on; remove the line']);
+  }
   if (f.domain === AF_INET || f.domain === AF_INET6) problems.push(...checkInet(f));
   else problems.push(...checkOther(f));
   for (const [key, message] of problems) r.add(s.entries.get(key)!.line, s.name, key, message);
@@ -113,7 +117,7 @@ function checkInet(f: SocketFields): Array<[string, string]> {
   if (f.domain === AF_INET6 && f.protocol === IPPROTO_ICMP) {
     return [['protocol', 'icmp is for domain inet; use ipv6-icmp for domain inet6']];
   }
-  if (f.protocol === IPPROTO_RAW && f.headerIncluded !== true) {
+  if (f.protocol === IPPROTO_RAW && f.headerIncluded !== true && !f.deny) {
     return [['protocol',
       'raw (255) sockets write their own ip header, so they can forge packets; set header-included = allow if that is intended, or name the protocol, e.g. icmp']];
   }
@@ -132,13 +136,13 @@ function checkOther(f: SocketFields): Array<[string, string]> {
   return out;
 }
 
-/** Two sections granting the same socket would make the errno ambiguous. */
+/** Two sections for the same socket (granting or denying it) would make the decision ambiguous. */
 export function checkDistinctSockets(calls: SocketRule[], r: Report): void {
   calls.forEach((c, i) => {
     const first = calls.slice(0, i).find((o) => o.domain === c.domain && o.type === c.type && o.protocol === c.protocol);
     if (first) {
       r.add(c.at.line, c.at.section, undefined,
-        `grants the same socket as [${first.at.section}] (line ${first.at.line}); keep one of them`);
+        `${c.deny ? 'denies' : 'grants'} the same socket as [${first.at.section}] (line ${first.at.line})${first.deny === c.deny ? '' : `, which ${first.deny ? 'denies' : 'grants'} it`}; keep one of them`);
     }
   });
 }

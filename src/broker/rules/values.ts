@@ -143,8 +143,11 @@ export function eachItem<T>(v: string, what: string, parse: (item: string) => T 
   return messages.length > 0 ? new Problem(...messages) : out;
 }
 
-export function parseAs(v: string): 'root' | Problem {
-  return v === 'root' ? v : new Problem(`unknown identity ${q(v)}; only as = root is supported for now`);
+export const AS_CHOICES = 'root or deny';
+
+/** `as = root` grants the call; `as = deny` refuses it with the section's errno. */
+export function parseAs(v: string): 'root' | 'deny' | Problem {
+  return v === 'root' || v === 'deny' ? v : new Problem(`unknown value ${q(v)}; use root (the call is performed as root) or deny (it is refused with errno)`);
 }
 
 export function parseAllowDeny(v: string): boolean | Problem {

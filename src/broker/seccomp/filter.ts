@@ -22,6 +22,7 @@
  *   (any)       nr >= 0x40000000 (x32), except nr == -1          KILL_PROCESS: foreign ABI
  *   socket      a0 == domain, (a1 & ~flags) == type,             one per [socket.*] rule:
  *               a2 == protocol                                   the broker creates it
+ *                                                                (or, as = deny, refuses it)
  *   execve      -                                                exec is a boundary: only
  *   execveat    -                                                the launcher's one exec
  *   setsockopt  (int)a1 == SOL_IP,   (int)a2 == IP_HDRINCL       options that widen a
@@ -37,6 +38,7 @@
  */
 import type { ProgramRule, SetsockoptRule, SocketRule } from '../rules/model.js';
 import { setsockoptRulesFor, socketProtocolArg } from '../rules/match.js';
+import { errnoName } from '../rules/names.js';
 import {
   type ArgCmp,
   type ScmpFilterCtx,
@@ -161,7 +163,9 @@ function socketRow(rule: SocketRule): FilterRow {
       { arg: 1, mask: typeMask, value: BigInt(rule.type), text: `(type & ~(SOCK_NONBLOCK|SOCK_CLOEXEC)) == ${rule.type}` },
       { arg: 2, mask: U64, value: BigInt(protocol), text: `protocol == ${protocol}` },
     ],
-    why: `[${rule.at.section}] ${rule.name}: the broker creates this socket as root`,
+    why: rule.deny
+      ? `[${rule.at.section}] ${rule.name}: the broker refuses this socket with ${errnoName(rule.errno)} (as = deny)`
+      : `[${rule.at.section}] ${rule.name}: the broker creates this socket as root`,
   };
 }
 

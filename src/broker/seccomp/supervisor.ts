@@ -45,7 +45,7 @@ import { FdWatch, READABLE } from '../../shared/native/uvpoll.js';
 import type { Slot, UserQuota } from '../quota.js';
 import type { RefusalFields } from '../refusals.js';
 import type { CurrentRule } from '../policy.js';
-import type { ProgramRule, SocketRule } from '../rules/model.js';
+import type { CallRule, ProgramRule, SocketRule } from '../rules/model.js';
 import { bindRulesFor, matchBind, matchSetsockopt, matchSocket, needsNoPrivilege, setsockoptRulesFor, type OptionRequest } from '../rules/match.js';
 import {
   AF_INET, AF_INET6, AF_PACKET, SOCK_DGRAM, SOCK_STREAM, SOL_IP, SOL_IPV6, SO_BINDTODEVICE, SO_REUSEPORT,
@@ -374,6 +374,7 @@ export class Supervisor {
     const call = socketCall(n);
     const rule = matchSocket(program, domain, base, protocol);
     if (!rule) return this.refuse(n, call, EPERM, 'no [socket.*] section of the rule allows these arguments', program);
+    if (rule.deny) return this.refuse(n, call, rule.errno, deniedBy(rule), rule);
     const over = this.prog.quota.takeFd();
     if (over) return this.refuse(n, call, EAGAIN, over, rule);
     let fd: number;
@@ -433,8 +434,8 @@ export class Supervisor {
       if (!program) return true;
       if (kind.type !== SOCK_RAW) return false;
       const rule = matchSocket(program, kind.domain, SOCK_RAW, kind.protocol);
-      if (rule?.headerIncluded) return rule;
-      const reason = rule
+      if (rule?.headerIncluded && !rule.deny) return rule;
+      const reason = rule?.deny ? deniedBy(rule) : rule
         ? `[${rule.at.section}] does not allow ${option} (header-included = allow)`
         : `${option} on a raw socket no rule names`;
       this.refuse(n, call, rule?.errno ?? EPERM, reason, rule ?? program);
@@ -560,12 +561,14 @@ export class Supervisor {
     // After the read: the rules loaded now decide.
     const program = this.ruleNow(n, call);
     if (!program) return;
-    const sections = bindRulesFor(program, kind.domain, kind.type);
+    // A bind no section matches gets the grant sections' errno (they agree); deny sections answer only their own.
+    const sections = bindRulesFor(program, kind.domain, kind.type).filter((c) => !c.deny);
     const rule = matchBind(program, kind.domain, kind.type, addr.address, addr.port);
     if (!rule) {
       const why = sections.length > 0 ? 'no [bind.*] section allows this address and port' : 'no [bind.*] section for this family and type';
       return this.refuse(n, call, sections[0]?.errno ?? EACCES, why, program);
     }
+    if (rule.deny) return this.refuse(n, call, rule.errno, deniedBy(rule), rule);
     const expected = kind.type === SOCK_STREAM ? IPPROTO_TCP : kind.type === SOCK_DGRAM ? IPPROTO_UDP : -1;
     if (kind.protocol !== expected) {
       return this.refuse(n, call, rule.errno, `protocol ${protocolName(kind.domain, kind.protocol) ?? kind.protocol} is not the default for ${typeName(kind.type)}`, rule);
@@ -611,8 +614,10 @@ export class Supervisor {
         const rule = matchSetsockopt(program, level, name, value);
         if (!rule) {
           const section = setsockoptRulesFor(program).find((c) => c.level === level && c.option === name);
+          if (section?.deny) return this.refuse(n, call, EPERM, `no section grants the value ([${section.at.section}] denies other values)`, section);
           return this.refuse(n, call, section?.errno ?? EPERM, `the value is not one [${section?.at.section ?? 'setsockopt.*'}] allows`, section ?? program);
         }
+        if (rule.deny) return this.refuse(n, call, rule.errno, deniedBy(rule), rule);
         if (!idValid(this.listener, n.id)) return;
         const errno = setsockoptRaw(fd, level, name, r.data);
         this.prog.audit('grant', { pid: n.pid, rule: ruleRef(rule), call, result: errno ? -1 : 0, errno: errno ? errnoName(errno) : undefined });
@@ -620,6 +625,11 @@ export class Supervisor {
         else succeed(this.listener, n.id, 0n);
       }, release));
   }
+}
+
+/** The refusal reason of a call an `as = deny` section matched: the admin's own answer. */
+function deniedBy(rule: CallRule): string {
+  return `[${rule.at.section}] denies it`;
 }
 
 /** The value as the kernel would read it from these bytes. */

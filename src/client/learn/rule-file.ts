@@ -7,8 +7,9 @@
  * calls get sections of their own at the end.
  *
  * MUST: produce a file the rule parser accepts (checked before anything is
- * written), that grants exactly the calls the admin kept, with the
- * arguments seen, and names exactly one program.
+ * written), that grants exactly the calls the admin kept and denies the
+ * calls the admin denied (with the errno chosen), with the arguments seen,
+ * and names exactly one program.
  */
 import { matchArgs, matchBind, matchSetsockopt, matchSocket, setsockoptRulesFor } from '../../broker/rules/match.js';
 import type { ProgramRule, SetsockoptRule } from '../../broker/rules/model.js';
@@ -122,9 +123,9 @@ export interface Merged {
 
 /**
  * `base` (a rule's text, `file` naming it in errors) with `entries` added.
- * Entries kept as root become sections; the others (permitted once,
- * denied) become comments, since a rule grants and never denies: a call
- * no section names is refused by the kernel with the user's rights.
+ * Entries kept as root become sections, denied ones `as = deny` sections
+ * (denySections); the others (permitted once, denials no section can
+ * hold) become comments.
  */
 export function mergeRule(file: string, base: string, entries: Entry[], p: { path: string; user: string; sha256: string; args: string[] }): Merged {
   const rule = parseRule(file, base);
@@ -181,12 +182,65 @@ export function mergeRule(file: string, base: string, entries: Entry[], p: { pat
   }
   mergeOptions(rule, kept.filter((e) => e.call.kind === 'setsockopt'), lines, edits, taken);
 
-  const others = entries.filter((e) => e.count > 0 && !(e.answer.act === 'root' && e.answer.keep));
-  if (others.length > 0) edits.append(['; answered while learning, and not granted by this rule:', ...others.map(answerComment)]);
+  const denied = entries.filter((e) => e.count > 0 && (e.answer.act === 'deny' || e.answer.act === 'errno'));
+  const asSections = denySections(rule, denied, kept, edits, taken);
+
+  const others = entries.filter((e) => e.count > 0 && !(e.answer.act === 'root' && e.answer.keep) && !asSections.has(e));
+  if (others.length > 0) edits.append(['; answered while learning, and not written as a section of this rule:', ...others.map(answerComment)]);
 
   const text = edits.text();
   const merged = parseRule(file, text); // never write what the broker would refuse
   return { text, nothingAsRoot: merged.calls.length === 0 };
+}
+
+/** The keys a deny section adds to a grant section's lines: the refusal, and the errno the admin chose. */
+function denyKeys(grantLines: string[], e: Entry): string[] {
+  const lines = grantLines.filter((l) => !/^(as|header-included|reuseport) = /.test(l));
+  return ['as = deny', ...lines, ...(e.answer.act === 'errno' ? [`errno = ${errnoName(e.answer.errno)}`] : [])];
+}
+
+/**
+ * Denied calls as `as = deny` sections, so that the broker answers them
+ * as the admin did (a plain deny: the errno the kernel gave, the section's
+ * default). Left as comments where a section would conflict with one the
+ * rule has or gets (the same socket, bind or option) and for header
+ * options, which header-included decides. The entries written as sections.
+ */
+function denySections(rule: ProgramRule, denied: Entry[], kept: Entry[], edits: Edits, taken: Set<string>): Set<Entry> {
+  const done = new Set<Entry>();
+  const keptBinds = kept.map((e) => e.call).filter((c): c is BindCall => c.kind === 'bind');
+  const options = new Map<string, Entry[]>();
+  for (const e of denied) {
+    const c = e.call;
+    const seen = countLine(e.count, [describeCall(c)]);
+    if (c.kind === 'socket' && !matchSocket(rule, c.domain, c.type, c.protocol)) {
+      edits.append([`[socket.${uniqueName(sectionBase(c), taken)}]`, seen, ...denyKeys(socketLines(c, false), e)]);
+      done.add(e);
+    } else if (c.kind === 'bind' && !matchBind(rule, c.family, c.type, c.address, c.port)
+      && !keptBinds.some((k) => k.family === c.family && k.type === c.type && k.address === c.address && k.port === c.port)) {
+      edits.append([`[bind.${uniqueName(sectionBase(c), taken)}]`, seen, ...denyKeys(bindLines(c), e)]);
+      done.add(e);
+    } else if (c.kind === 'setsockopt') {
+      options.set(c.optionName, [...(options.get(c.optionName) ?? []), e]);
+    }
+  }
+  // One section per option: only where the rule has none, nothing kept sets it, and every value got the same answer.
+  for (const [name, es] of options) {
+    const first = es[0].call as SetsockoptCall;
+    const answer = (e: Entry): string => (e.answer.act === 'errno' ? errnoName(e.answer.errno) : e.answer.act);
+    if (setsockoptRulesFor(rule).some((s) => s.level === first.level && s.option === first.option)
+      || kept.some((k) => k.call.kind === 'setsockopt' && k.call.optionName === name)
+      || es.some((e) => answer(e) !== answer(es[0]))) continue;
+    const values: OptionValue[] = [];
+    for (const e of es) {
+      const v = ruleValue(e.call as SetsockoptCall);
+      if (!values.some((x) => valueText(x) === valueText(v))) values.push(v);
+    }
+    const seen = countLine(es.reduce((n, e) => n + e.count, 0), es.map((e) => describeCall(e.call)));
+    edits.append([`[setsockopt.${uniqueName(sectionBase(first), taken)}]`, seen, ...denyKeys(setsockoptLines(name, values), es[0])]);
+    for (const e of es) done.add(e);
+  }
+  return done;
 }
 
 /** The learned user joins users (unless every user, or that user, is there already). */
@@ -243,11 +297,17 @@ function mergeOptions(rule: ProgramRule, entries: Entry[], lines: string[], edit
   }
 }
 
+/** Why a denial is a comment and not an as = deny section, and who answers the call instead. */
+function unwritten(e: Entry): string {
+  if (e.call.kind === 'header') return 'header-included decides it: without allow, the broker refuses it with the socket section\'s errno';
+  return 'no deny section: one would conflict with a section for the same call or option, or with other answers for that option; the rule\'s sections and the kernel answer it';
+}
+
 function answerComment(e: Entry): string {
   const what = `; ${describeCall(e.call)}, seen ${times(e.count)}: `;
   switch (e.answer.act) {
     case 'root': return `${what}permitted as root for that run only`;
-    case 'deny': return `${what}denied (the broker's answer: the kernel refuses it with the user's rights)`;
-    case 'errno': return `${what}denied with ${errnoName(e.answer.errno)} (the broker answers with the kernel's own refusal: a rule cannot choose the errno of a call it does not grant)`;
+    case 'deny': return `${what}denied (${unwritten(e)})`;
+    case 'errno': return `${what}denied with ${errnoName(e.answer.errno)} (${unwritten(e)}, not necessarily with ${errnoName(e.answer.errno)})`;
   }
 }
