@@ -162,6 +162,15 @@ t.test('a rule with an as = deny section: list shows the call as denied, with it
   t.same(JSON.parse(j.stdout).programs, [
     { path: fx.probe, args: null, calls: ['socket inet raw icmp', 'socket inet6 raw ipv6-icmp denied with EAFNOSUPPORT'] },
   ])
+  const h = await runAs(user, e.client(b.socket, 'list'))
+  t.equal(h.code, 0, h.stderr)
+  t.equal(h.stdout, [
+    `${user.name} may run through stx-elevate, with these calls as root (or refused, where it says denied):`,
+    `    ${fx.probe}`,
+    '        socket inet raw icmp',
+    '        socket inet6 raw ipv6-icmp denied with EAFNOSUPPORT',
+    '',
+  ].join('\n'), 'the heading does not call the denied call one performed as root')
 })
 
 t.test('list with no broker: one line, exit 1', async t => {

@@ -623,6 +623,16 @@ t.test('setsockopt warnings: values that need no privilege are harmless but gran
   ]);
 });
 
+t.test('setsockopt warnings: a deny section on values that need no privilege never applies', async (t) => {
+  t.strictSame(warnings(t, opt('as = deny\noption = SO_PRIORITY\nvalue = 0-6\n')), [
+    `${F}:7: [setsockopt.o] value: SO_PRIORITY 0-6 needs no privilege, so this deny section never applies: the program sets it with its own rights`,
+  ]);
+  t.strictSame(warnings(t, opt('as = deny\noption = SO_PRIORITY\nvalue = 0-7\n')), [], '7 needs privilege: the deny applies to it');
+  t.strictSame(warnings(t, opt('as = deny\noption = IP_TRANSPARENT\nvalue = 0\n')), [
+    `${F}:7: [setsockopt.o] value: turning IP_TRANSPARENT off needs no privilege, so this deny section never applies: the program sets it with its own rights`,
+  ]);
+});
+
 t.test('setsockopt: as, missing keys, unknown key', async (t) => {
   t.equal(error(t, opt(MARK.replace('as = root', 'as = nobody'))),
     `${F}:5: [setsockopt.o] as: unknown value "nobody"; use root (the call is performed as root) or deny (it is refused with errno)`);

@@ -155,7 +155,7 @@ export function buildSetsockopt(s: Section, file: string, r: Report): Setsockopt
   if (as === BAD || option === BAD || values === BAD || interfaces === BAD || errno === BAD || s.repeat) {
     return undefined;
   }
-  if (as !== 'deny') warnUnprivileged(s, option, values, r);
+  warnUnprivileged(s, option, values, as === 'deny', r);
   return {
     kind: 'setsockopt', ...(as === 'deny' ? { deny: true as const } : {}), name: s.name.slice('setsockopt.'.length), at: at(file, s),
     level: option.level, option: option.option, optionName: option.name,
@@ -163,16 +163,21 @@ export function buildSetsockopt(s: Section, file: string, r: Report): Setsockopt
   };
 }
 
-/** Values the user may set without privilege are harmless here, but a section of nothing else grants nothing. */
-function warnUnprivileged(s: Section, option: PrivilegedOption, values: Range[] | undefined, r: Report): void {
+/**
+ * Values the user may set without privilege are harmless here, but a section
+ * of nothing else does nothing: the broker lets such calls run with the
+ * user's own rights, so a grant adds nothing and a deny never applies.
+ */
+function warnUnprivileged(s: Section, option: PrivilegedOption, values: Range[] | undefined, deny: boolean, r: Report): void {
   if (!values) return;
+  const effect = deny
+    ? 'so this deny section never applies: the program sets it with its own rights'
+    : 'so this section grants nothing the program cannot do itself';
   if (option.level === SOL_SOCKET && option.option === SO_PRIORITY && values.every((v) => v.to <= TC_PRIO_INTERACTIVE)) {
-    r.warn(lineOf(s, 'value'), s.name, 'value',
-      `SO_PRIORITY 0-${TC_PRIO_INTERACTIVE} needs no privilege, so this section grants nothing the program cannot do itself`);
+    r.warn(lineOf(s, 'value'), s.name, 'value', `SO_PRIORITY 0-${TC_PRIO_INTERACTIVE} needs no privilege, ${effect}`);
   }
   if (option.value === 'bool' && values.every((v) => v.to === 0)) {
-    r.warn(lineOf(s, 'value'), s.name, 'value',
-      `turning ${option.name} off needs no privilege, so this section grants nothing the program cannot do itself`);
+    r.warn(lineOf(s, 'value'), s.name, 'value', `turning ${option.name} off needs no privilege, ${effect}`);
   }
 }
 

@@ -68,6 +68,9 @@ function asJson(a: Programs): Omit<Programs, 'v' | 'type'> {
   return { uid: a.uid, user: a.user, programs: a.programs, omitted: a.omitted };
 }
 
+/** How describe.ts ends the line of an as = deny section. */
+const DENIED = / denied with E[A-Z0-9]+$/;
+
 /** sudo -l's shape: who, then each program with its calls as root, indented. */
 function humanList(a: Programs): string {
   const who = a.user ?? `uid ${a.uid}`;
@@ -75,7 +78,9 @@ function humanList(a: Programs): string {
   if (a.programs.length === 0 && a.omitted === 0) {
     lines.push(`${who} may not run any program through stx-elevate.`);
   } else {
-    lines.push(`${who} may run through stx-elevate, with these calls as root:`);
+    // A deny section's line reads "... denied with ERRNO"; the heading must not call it a call as root.
+    const denies = a.programs.some((p) => p.calls.some((c) => DENIED.test(c)));
+    lines.push(`${who} may run through stx-elevate, with these calls as root${denies ? ' (or refused, where it says denied)' : ''}:`);
     for (const p of a.programs) {
       lines.push(`    ${p.path}${p.args === null ? '' : p.args === NO_ARGUMENTS ? ' (with no arguments)' : ` (with the arguments ${p.args})`}`);
       if (p.calls.length === 0) lines.push('        (no call as root)');
