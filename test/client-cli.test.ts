@@ -35,6 +35,43 @@ t.test('stx-elevate PROGRAM --version is the program\'s option, not ours', async
   t.match(r.stderr, /cannot reach the broker/)
 })
 
+t.test('global options: the quick path (yargs-parser alone) and yargs agree, and running a program never loads yargs', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'stx-cli-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const trace = join(dir, 'imports')
+  const hook = join(repoRoot, 'test', 'fixtures', 'trace-imports.mjs')
+  const unreachable = (at: string) =>
+    `stx-elevate: cannot reach the broker at ${at}: No such file or directory: the stx-elevated broker is not running (start it with: systemctl start stx-elevated)\n`
+  const usage = (message: string) => `stx-elevate: ${message}\nTry 'stx-elevate --help'.\n`
+  const cases: Array<{ argv: string[]; code: number; stderr: string; yargs: boolean }> = [
+    { argv: ['--socket', '/nonexistent/a', 'ping', '-c3'], code: 1, stderr: unreachable('/nonexistent/a'), yargs: false },
+    { argv: ['--socket=/nonexistent/a', 'ping', '--socket', '/nonexistent/b'], code: 1, stderr: unreachable('/nonexistent/a'), yargs: false },
+    { argv: ['ping'], code: 1, stderr: unreachable('/nonexistent/broker.sock'), yargs: false },
+    { argv: ['--', 'true'], code: 1, stderr: unreachable('/nonexistent/broker.sock'), yargs: false },
+    // after --, a command's name is a program's (here none on PATH)
+    { argv: ['--', 'list'], code: 1, stderr: 'stx-elevate: list: command not found\n', yargs: false },
+    { argv: ['--socket', '/nonexistent/a', '--socket', '/nonexistent/b', 'ping'], code: 2, stderr: usage('--socket given more than once; give it once'), yargs: true },
+    { argv: ['--socket=', 'ping'], code: 2, stderr: usage('--socket needs a path, e.g. --socket /run/stx-elevate/broker.sock'), yargs: true },
+    { argv: ['--socket'], code: 2, stderr: usage('Not enough arguments following: socket'), yargs: true },
+    { argv: ['--bogus', 'ping'], code: 2, stderr: usage('Unknown argument: bogus'), yargs: true },
+    { argv: ['-c3', 'ping'], code: 2, stderr: usage('Unknown argument: c'), yargs: true },
+    { argv: [], code: 2, stderr: 'stx-elevate: no program given\nusage: stx-elevate [--socket PATH] PROGRAM [ARGS...]\n', yargs: true },
+  ]
+  for (const c of cases) {
+    writeFileSync(trace, '')
+    const r = await runRoot([client, ...c.argv], {
+      env: { ...env, STX_TRACE_IMPORTS: trace, NODE_OPTIONS: `--import=${hook}` }, timeoutMs: 30_000,
+    })
+    const name = JSON.stringify(c.argv)
+    t.equal(r.code, c.code, `${name}: exit status`)
+    t.equal(r.stderr, c.stderr, `${name}: message`)
+    t.equal(r.stdout, '', `${name}: nothing on stdout`)
+    const imports = readFileSync(trace, 'utf8')
+    t.match(imports, /\/yargs-parser\//, `${name}: the trace saw the client's imports`)
+    t.equal(/\/node_modules\/yargs\//.test(imports), c.yargs, `${name}: yargs ${c.yargs ? 'loaded (it words usage errors)' : 'not loaded'}`)
+  }
+})
+
 t.test('--help of stx-elevate and of each command: usage on stdout, exit 0', async t => {
   const top = await run(client, '--help')
   t.equal(top.code, 0, top.stderr)

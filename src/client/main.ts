@@ -7,8 +7,7 @@
  * meaning for scripts that run a program of its name: say so in the
  * release notes); `stx-elevate -- WORD ...` always runs a program.
  */
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+import yargsParser from 'yargs-parser';
 import { socketPath } from '../shared/defaults.js';
 import { ClientFailure, runProgram } from './commands/run.js';
 import { mark, report } from './timing.js';
@@ -55,13 +54,46 @@ function commandAt(args: string[]): number | undefined {
   return undefined;
 }
 
+/** How yargs reads the global options; the quick path below reads them the same way. */
+const PARSER_CONFIGURATION = { 'halt-at-non-option': true, 'parse-positional-numbers': false, 'unknown-options-as-args': false };
+
+/**
+ * `stx-elevate [--socket PATH] PROGRAM ARGS...` read by yargs's own parser
+ * alone: loading yargs whole costs ~50 ms, half of a `stx-elevate ping`,
+ * on every run. Anything else (help, --version, an unknown or repeated
+ * option, no program) returns undefined and goes to yargs, which words the
+ * usage and the errors.
+ */
+function quickRun(args: string[]): { program: string; args: string[]; socket: string | undefined } | undefined {
+  const { argv, error } = yargsParser.detailed(args, { string: ['socket'], configuration: PARSER_CONFIGURATION });
+  if (error || Object.keys(argv).some((k) => k !== '_' && k !== 'socket')) return undefined;
+  const socket: unknown = argv.socket;
+  if (socket !== undefined && (typeof socket !== 'string' || socket === '')) return undefined;
+  const [program, ...rest] = argv._.map(String);
+  return program ? { program, args: rest, socket } : undefined;
+}
+
+async function run(socket: string | undefined, program: string, args: string[]): Promise<never> {
+  try {
+    const status = await runProgram(socketPath(socket), program, args);
+    report();
+    process.exit(status);
+  } catch (e) {
+    if (e instanceof ClientFailure) fail(e.message, 1);
+    throw e;
+  }
+}
+
 async function main(): Promise<void> {
-  const all = hideBin(process.argv);
+  const all = process.argv.slice(2);
   if (all[0] === COMPLETION_KEY) {
     const { answerCompletion } = await import('./commands/completion.js');
     process.exit(answerCompletion(all.slice(1), Object.keys(COMMANDS).filter((name) => COMMANDS[name])));
   }
   const at = commandAt(all);
+  const quick = at === undefined ? quickRun(all) : undefined;
+  if (quick) await run(quick.socket, quick.program, quick.args);
+  const { default: yargs } = await import('yargs');
   const parsed = yargs(at === undefined ? all : all.slice(0, at))
     .scriptName('stx-elevate')
     .usage('$0 [--socket PATH] PROGRAM [ARGS...]\n'
@@ -77,10 +109,13 @@ async function main(): Promise<void> {
       + `Command names (${Object.keys(COMMANDS).join(', ')}) are reserved: write stx-elevate -- PROGRAM to run a program of such a name.`)
     // yargs's own --version reads package.json at every start: ours only when asked.
     .version(false)
-    .option('socket', { type: 'string', describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
+    .option('socket', { type: 'string', requiresArg: true, describe: 'broker socket (default $STX_ELEVATE_SOCKET, else /run/stx-elevate/broker.sock)' })
     .option('version', { type: 'boolean', describe: 'print the version and exit' })
-    .parserConfiguration({ 'halt-at-non-option': true, 'parse-positional-numbers': false, 'unknown-options-as-args': false })
+    .parserConfiguration(PARSER_CONFIGURATION)
     .strictOptions()
+    // Two sockets, or an empty path, would leave which broker decides to chance.
+    .check((argv) => !Array.isArray(argv.socket) || '--socket given more than once; give it once')
+    .check((argv) => argv.socket !== '' || '--socket needs a path, e.g. --socket /run/stx-elevate/broker.sock')
     .help()
     .fail((msg) => fail(`${msg}\nTry 'stx-elevate --help'.`, 2))
     .parseSync();
@@ -96,14 +131,7 @@ async function main(): Promise<void> {
   }
   const [program, ...args] = parsed._.map(String);
   if (!program) fail("no program given\nusage: stx-elevate [--socket PATH] PROGRAM [ARGS...]", 2);
-  try {
-    const status = await runProgram(socketPath(parsed.socket), program, args);
-    report();
-    process.exit(status);
-  } catch (e) {
-    if (e instanceof ClientFailure) fail(e.message, 1);
-    throw e;
-  }
+  await run(parsed.socket, program, args);
 }
 
 void main();
