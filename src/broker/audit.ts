@@ -4,7 +4,8 @@
  * MUST: write every grant and refusal before the answer goes back (sync
  * destination), take no field from what the program says about itself
  * (/proc/PID/comm, cmdline), use only the fixed event names below, and
- * write the same record wherever it goes (file, stream, journal, syslog).
+ * write the same record wherever it goes (file, stream, journal, syslog),
+ * with the characters terminals misread escaped (shared/terminal-safe.ts).
  * Listeners (the broker's watchers) get each record after it is written,
  * with the same time and fields as its line: one source for both.
  */
@@ -13,6 +14,7 @@ import pino, { type DestinationStream } from 'pino';
 import { UnixDatagram } from './datagram.js';
 import { JOURNAL_SOCKET, SYSLOG_SOCKET, journalEntry, syslogMessage } from './journal.js';
 import { SysError } from '../shared/native/libc.js';
+import { terminalSafeJson } from '../shared/terminal-safe.js';
 
 export const AUDIT_EVENTS = [
   'launch', 'grant', 'refuse', 'exit', 'kill', 'client-rejected', 'rules-loaded', 'rules-rejected',
@@ -49,6 +51,7 @@ function recorder(dest: DestinationStream): { write(event: AuditEvent, fields: A
       timestamp: () => `"time":"${time}"`,
       messageKey: 'message',
       formatters: { level: () => ({}) },
+      hooks: { streamWrite: terminalSafeJson },
     },
     dest,
   );

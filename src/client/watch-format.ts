@@ -7,13 +7,14 @@
  * must not take another user's escape sequences.
  */
 import type { WatchedRecord } from '../shared/protocol.js';
+import { escapeFormatCharacters } from '../shared/terminal-safe.js';
 
 /** Control characters (C0, DEL, C1) and the backslash that starts an escape. */
 const UNSAFE = /[\x00-\x1f\x7f-\x9f\\]/g;
 
-/** A string with its control characters as \xNN (and "\" as "\\"): one line, printable. */
+/** A string with its control characters as \xNN (and "\" as "\\"), line separators and bidi controls as \u{XXXX}: one line, printable, in reading order. */
 export function printable(s: string): string {
-  return s.replace(UNSAFE, (c) => (c === '\\' ? '\\\\' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return escapeFormatCharacters(s.replace(UNSAFE, (c) => (c === '\\' ? '\\\\' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)));
 }
 
 function text(value: unknown): string {

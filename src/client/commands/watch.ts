@@ -13,6 +13,7 @@ import { BrokerConnection, type WatchMessage } from '../broker-client.js';
 import { ResolveError, resolveProgram } from '../resolve.js';
 import { WATCH_USAGE } from './usage.js';
 import { droppedLine, humanLine } from '../watch-format.js';
+import { terminalSafeJson } from '../../shared/terminal-safe.js';
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -68,7 +69,7 @@ export async function watchCommand(argv: string[], global: { socket: string }): 
           return void process.stderr.write(`stx-elevate: watching the audit records of the broker at ${global.socket}; interrupt to stop\n`);
         case 'refused': return finish(1, m.reason);
         case 'error': return finish(1, `the broker rejected the request: ${m.reason}`);
-        case 'event': return print(parsed.json ? JSON.stringify(m.record) : humanLine(m.record));
+        case 'event': return print(parsed.json ? terminalSafeJson(JSON.stringify(m.record)) : humanLine(m.record));
         case 'dropped': return print(parsed.json ? JSON.stringify({ dropped: m.count }) : droppedLine(m.count));
       }
     }, (e) => finish(1, `cannot watch the broker at ${global.socket}: ${e.message}`));
