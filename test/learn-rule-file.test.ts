@@ -89,3 +89,14 @@ t.test('permit once stays a comment', async t => {
   t.strictSame(rule.calls, [])
   t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: permitted as root for that run only$/m)
 })
+
+t.test('--merge keeps a hand-written line\'s comment: users and an option\'s values grow in front of it', async t => {
+  const base = ['[program]', `path = ${P.path}`, 'users = bob ; the on-call admin', '', '[setsockopt.mark]', 'as = root', 'option = SO_MARK',
+    'value = 5 # the VPN table', ''].join('\n')
+  const { text, rule } = merged([entry(mark(6), ALWAYS)], base)
+  t.same(rule.users, ['bob', 'alice'], 'the learned user is added')
+  t.match(text, /^users = bob, alice ; the on-call admin$/m, 'the comment stays, after the list')
+  const [section] = rule.calls
+  t.same(section.kind === 'setsockopt' && section.values, [{ from: 5, to: 5 }, { from: 6, to: 6 }], 'the learned value is granted, not commented out')
+  t.match(text, /^value = 5, 6 # the VPN table$/m)
+})

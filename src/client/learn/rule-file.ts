@@ -101,6 +101,25 @@ function addCount(edits: Edits, h: number, n: number, calls: string[]): void {
   edits.set(h + 1, countLine(Number(m[1]) + n, [...seen, ...calls.filter((c) => !seen.includes(c))]));
 }
 
+/**
+ * A key line split where ini ends its value: at the first ; or # not
+ * escaped with a backslash. `comment` is the rest (from that character),
+ * kept when learn rewrites the value.
+ */
+export function splitComment(line: string): { value: string; comment: string } {
+  const eq = line.indexOf('=');
+  for (let i = eq + 1; i < line.length; i++) {
+    if (line[i] === '\\') i++;
+    else if (line[i] === ';' || line[i] === '#') return { value: line.slice(eq + 1, i).trim(), comment: line.slice(i) };
+  }
+  return { value: line.slice(eq + 1).trim(), comment: '' };
+}
+
+/** `key = value`, with the comment the line had. */
+function keyValueLine(key: string, value: string, comment: string): string {
+  return `${key} = ${value}${comment === '' ? '' : ` ${comment}`}`;
+}
+
 /** The 0-based line of `key` in the section whose header is at 0-based `h`. */
 function keyLine(lines: string[], h: number, key: string): number | undefined {
   for (let i = h + 1; i < lines.length && !lines[i].trim().startsWith('['); i++) {
@@ -248,7 +267,7 @@ function addUser(rule: ProgramRule, user: string, edits: Edits): void {
   if (rule.users === '*' || rule.users.includes(user)) return;
   const at = rule.keyLines?.users;
   if (at !== undefined) {
-    edits.set(at - 1, `users = ${[...rule.users, user].join(', ')}`);
+    edits.set(at - 1, keyValueLine('users', [...rule.users, user].join(', '), splitComment(edits.line(at - 1) ?? '').comment));
   } else {
     edits.insertAfter((rule.keyLines?.path ?? rule.at.line) - 1, `users = ${user}`);
   }
@@ -287,8 +306,8 @@ function mergeOptions(rule: ProgramRule, entries: Entry[], lines: string[], edit
     const key = section.interfaces ? 'interface' : 'value';
     const at = keyLine(lines, h, key);
     if (at === undefined) throw new RuleFileError(`${section.at.file}:${section.at.line}: [${section.at.section}] has no ${key} line to add to`);
-    const was = lines[at].slice(lines[at].indexOf('=') + 1).trim();
-    edits.set(at, `${key} = ${[was, ...g.values.map(valueText)].join(', ')}`);
+    const was = splitComment(lines[at]);
+    edits.set(at, keyValueLine(key, [was.value, ...g.values.map(valueText)].join(', '), was.comment));
     addCount(edits, h, g.count, g.calls);
   }
   for (const f of fresh.values()) {
