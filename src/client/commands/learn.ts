@@ -203,6 +203,7 @@ async function learn(argv: string[], opts: { user?: string; output?: string; mer
     for (const n of learned.notes) say(`note: ${n}`);
     say(`${basename(p.path)} exited with status ${status}`);
     const merged = mergeRule(p.base.file, p.base.text, [...learned.entries.values()], { path: p.path, user: p.user.name, sha256: p.sha256, args: p.argv.slice(1) });
+    for (const n of merged.notes) say(`note: ${n}`);
     let text = merged.text;
     if (merged.nothingAsRoot) {
       const why = `${p.path} made no call that needs privilege: it needs no rule (this one has no section as root)`;
