@@ -13,8 +13,8 @@
  * is reported); 1 for learn's own failures; 2 for usage errors.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFileSync, readSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import yargs from 'yargs';
 import { DEFAULT_EXEC_GROUP } from '../../shared/defaults.js';
 import { closeQuietly, getpwnam, type Passwd } from '../../shared/native/libc.js';
@@ -24,6 +24,7 @@ import { ResolveError, resolveProgram } from '../resolve.js';
 import { GRANT_ALL, NoTerminal, TerminalAsker } from '../learn/ask.js';
 import { buildLearningFilter } from '../learn/filter.js';
 import { LaunchError, execGroupGid, launch } from '../learn/launch.js';
+import { OutputError, RuleOutput } from '../learn/output.js';
 import { Learned, type Policy } from '../learn/record.js';
 import { RuleFileError, mergeRule, newRuleText } from '../learn/rule-file.js';
 import { argsValue } from '../learn/rule-text.js';
@@ -61,7 +62,7 @@ interface Plan {
   binary: OpenBinary;
   sha256: string;
   base: { file: string; text: string };
-  output?: string;
+  output?: RuleOutput;
 }
 
 /** Everything checked before the program runs: a learning run can be long, and its result must be writable. */
@@ -86,9 +87,6 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
     const digest = sha256(binary.fd);
     const output = opts.output === undefined ? undefined : resolve(opts.output);
     const merge = opts.merge === undefined ? undefined : resolve(opts.merge);
-    if (output && existsSync(output) && output !== merge && !opts.force) {
-      throw new LearnFailure(`${output} exists; give --force to replace it, or --merge ${opts.output} to add to it`);
-    }
     let base: { file: string; text: string };
     if (merge) {
       let text: string;
@@ -111,24 +109,15 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
     }
     // The base must take the learned calls: fail now, not after the run.
     mergeRule(base.file, base.text, [], { path, user: user.name, sha256: digest, args });
-    return { path, argv: [program, ...args], user, binary, sha256: digest, base, output };
+    const out = output === undefined ? undefined : RuleOutput.open(output, {
+      replace: output === merge || opts.force,
+      exists: `${output} exists; give --force to replace it, or --merge ${opts.output} to add to it`,
+    });
+    return { path, argv: [program, ...args], user, binary, sha256: digest, base, output: out };
   } catch (e) {
     closeQuietly(binary.fd);
-    if (e instanceof RuleFileError) throw new LearnFailure(e.message);
+    if (e instanceof RuleFileError || e instanceof OutputError) throw new LearnFailure(e.message);
     throw e;
-  }
-}
-
-/** Write `text` to `file` as root-owned 0644, replacing it in one step (rename). */
-function writeRule(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.learn-${process.pid}`);
-  try {
-    writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
-    chmodSync(tmp, 0o644);
-    renameSync(tmp, file);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* not there */ }
-    throw new LearnFailure(`cannot write ${file}: ${(e as Error).message}`);
   }
 }
 
@@ -211,17 +200,18 @@ async function learn(argv: string[], opts: { user?: string; output?: string; mer
       say(why);
     }
     if (p.output) {
-      writeRule(p.output, text);
-      say(`wrote ${p.output}`);
+      p.output.write(text);
+      say(`wrote ${p.output.file}`);
     } else {
       process.stdout.write(text);
     }
     return 0;
   } catch (e) {
-    if (e instanceof RuleFileError) throw new LearnFailure(e.message);
+    if (e instanceof RuleFileError || e instanceof OutputError) throw new LearnFailure(e.message);
     throw e;
   } finally {
     asker?.close();
+    p.output?.close();
     closeQuietly(p.binary.fd);
   }
 }
