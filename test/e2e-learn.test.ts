@@ -426,6 +426,20 @@ t.test('--ask through a terminal: permit always, deny, deny with an errno', asyn
     t.same(rule(readFileSync(file, 'utf8')).calls.map(c => c.name), ['icmp'])
   })
 
+  await t.test('Ctrl-C while a question waits: the program ends, and learn does not claim it needed no privilege', async t => {
+    const file = outFile()
+    const term = await terminal(t, socket, [tree.client, 'learn', '--ask', '-u', user.name, '-o', file, '--', fx.ping, '-4', '-c1', '-W2', '127.0.0.1'])
+    await term.waitFor(question)
+    await term.press('C-c')
+    const screen = await term.waitFor(/\[exit \d+\]/)
+    t.match(screen, /ping exited with status 130/, 'SIGINT ended ping in its socket call')
+    t.match(screen, /note: socket\(inet, raw, icmp\) was still waiting for an answer when ping ended: not in the rule/)
+    t.notMatch(screen, /made no call that needs privilege/)
+    const text = readFileSync(file, 'utf8')
+    t.same(rule(text).calls, [])
+    t.notMatch(text, /needs no rule/)
+  })
+
   await t.test('the same call again reuses the answer: one question for two sockets, while the program reads the same terminal', async t => {
     const file = outFile()
     const term = await terminal(t, socket, [tree.client, 'learn', '--ask', '-u', user.name, '-o', file, '--', fx.probe, 'raw-lines'])

@@ -27,6 +27,7 @@ import { LaunchError, execGroupGid, launch } from '../learn/launch.js';
 import { OutputError, RuleOutput } from '../learn/output.js';
 import { Learned, type Policy } from '../learn/record.js';
 import { RuleFileError, mergeRule, newRuleText } from '../learn/rule-file.js';
+import { describeCall } from '../learn/calls.js';
 import { argsValue } from '../learn/rule-text.js';
 import { LearningSupervisor } from '../learn/supervisor.js';
 import { LEARN_USAGE } from './usage.js';
@@ -190,14 +191,17 @@ async function learn(argv: string[], opts: { user?: string; output?: string; mer
     asker?.close();
     asker = undefined;
     for (const n of learned.notes) say(`note: ${n}`);
+    for (const c of learned.unanswered()) say(`note: ${describeCall(c)} was still waiting for an answer when ${basename(p.path)} ended: not in the rule`);
     say(`${basename(p.path)} exited with status ${status}`);
     const merged = mergeRule(p.base.file, p.base.text, [...learned.entries.values()], { path: p.path, user: p.user.name, sha256: p.sha256, args: p.argv.slice(1) });
     for (const n of merged.notes) say(`note: ${n}`);
     let text = merged.text;
-    if (merged.nothingAsRoot) {
+    if (merged.nothingAsRoot && !learned.sawPrivilegedCall()) {
       const why = `${p.path} made no call that needs privilege: it needs no rule (this one has no section as root)`;
       text += `; ${why}\n`;
       say(why);
+    } else if (merged.nothingAsRoot) {
+      say(`the rule has no section: ${basename(p.path)}'s calls that need privilege were permitted once or left unanswered`);
     }
     if (p.output) {
       p.output.write(text);
