@@ -2,7 +2,7 @@
 // the rules it writes are exact, pass check, and work under a real broker.
 import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { request } from 'node:http'
 import { join } from 'node:path'
@@ -248,6 +248,45 @@ t.test('-o refuses to replace a file without --force or --merge, before running 
   t.ok(rule(readFileSync(file, 'utf8')))
 })
 
+t.test('-o is checked before the program runs: a missing directory, a directory, one another user can write; a symlink is replaced, never followed', async t => {
+  const ping = ['--', fx.ping, '-c1', '-W2', '127.0.0.1']
+  const refused = async (t: Test, args: string[], message: RegExp) => {
+    const r = await learn([...args, ...ping])
+    t.equal(r.code, 1, r.stderr)
+    t.match(r.stderr, message)
+    t.notMatch(r.stderr, /PING/, 'the program did not run')
+    t.equal(r.stdout, '', 'no rule')
+  }
+  await refused(t, ['-o', join(out, 'no-such-dir', 'x.conf')], /cannot write .*x\.conf: the directory .*no-such-dir does not exist; create it first/)
+  await refused(t, ['-o', out, '--force'], new RegExp(`${out} is a directory; name the file to write`))
+
+  const userDir = tree.path('learn-user-dir')
+  mkdirSync(userDir, { recursive: true })
+  chownSync(userDir, user.uid, user.gid)
+  await refused(t, ['-o', join(userDir, 'ping.conf')], new RegExp(`will not write .*: ${userDir} is owned by uid ${user.uid}, not root, so another user could replace the rule`))
+  const groupDir = tree.path('learn-group-dir')
+  mkdirSync(groupDir, { recursive: true })
+  chmodSync(groupDir, 0o775)
+  await refused(t, ['-o', join(groupDir, 'ping.conf')], /is writable by group or other \(mode 0775\)/)
+  t.same(readdirSync(userDir).concat(readdirSync(groupDir)), [], 'nothing was created in either')
+
+  const sticky = tree.path('learn-sticky-dir')
+  mkdirSync(sticky, { recursive: true })
+  chmodSync(sticky, 0o1777)
+  const target = join(sticky, 'target')
+  writeFileSync(target, 'the file the link points to\n', { mode: 0o600 })
+  const link = join(sticky, 'ping.conf')
+  symlinkSync(target, link)
+  await refused(t, ['-o', link], /ping\.conf exists; give --force to replace it/)
+  const forced = await learn(['-o', link, '--force', '--', '/bin/true'])
+  t.equal(forced.code, 0, `a sticky directory only root owns will do: ${forced.stderr}`)
+  t.ok(lstatSync(link).isFile(), 'the symlink was replaced by the rule')
+  t.equal(lstatSync(link).mode & 0o7777, 0o644)
+  t.equal(readFileSync(target, 'utf8'), 'the file the link points to\n', 'what it pointed to is untouched')
+  t.equal(statSync(target).mode & 0o7777, 0o600, 'and keeps its mode')
+  t.ok(rule(readFileSync(link, 'utf8')))
+})
+
 t.test('--merge: runs of ping -4 and ping -6 give both sections once, with counts; the result passes check', async t => {
   const file = outFile()
   const four = await learn(['-o', file, '--', fx.ping, '-4', '-c1', '-W2', '127.0.0.1'])
@@ -385,6 +424,20 @@ t.test('--ask through a terminal: permit always, deny, deny with an errno', asyn
     t.match(screen, /ping exited with status 0/)
     t.match(screen, /\[exit 0\]/)
     t.same(rule(readFileSync(file, 'utf8')).calls.map(c => c.name), ['icmp'])
+  })
+
+  await t.test('Ctrl-C while a question waits: the program ends, and learn does not claim it needed no privilege', async t => {
+    const file = outFile()
+    const term = await terminal(t, socket, [tree.client, 'learn', '--ask', '-u', user.name, '-o', file, '--', fx.ping, '-4', '-c1', '-W2', '127.0.0.1'])
+    await term.waitFor(question)
+    await term.press('C-c')
+    const screen = await term.waitFor(/\[exit \d+\]/)
+    t.match(screen, /ping exited with status 130/, 'SIGINT ended ping in its socket call')
+    t.match(screen, /note: socket\(inet, raw, icmp\) was still waiting for an answer when ping ended: not in the rule/)
+    t.notMatch(screen, /made no call that needs privilege/)
+    const text = readFileSync(file, 'utf8')
+    t.same(rule(text).calls, [])
+    t.notMatch(text, /needs no rule/)
   })
 
   await t.test('the same call again reuses the answer: one question for two sockets, while the program reads the same terminal', async t => {

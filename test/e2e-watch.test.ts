@@ -254,6 +254,7 @@ t.test('usage errors: status 2', async t => {
   const b = await broker()
   for (const [args, message] of [
     [['--user', 'a:b'], /^stx-elevate watch: --user "a:b" is neither a user name nor a uid\n/],
+    [['--user', 'stx-no-such-user'], /^stx-elevate watch: --user stx-no-such-user: no such user \(give a uid to watch one that is not in the password database\)\n/],
     [['--program', 'stx-no-such-program'], /^stx-elevate watch: --program stx-no-such-program: not found in PATH/],
     [['extra'], /^stx-elevate watch: Unknown argument: extra\n/],
   ] as const) {

@@ -89,3 +89,26 @@ t.test('permit once stays a comment', async t => {
   t.strictSame(rule.calls, [])
   t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: permitted as root for that run only$/m)
 })
+
+t.test('--merge keeps a hand-written line\'s comment: users and an option\'s values grow in front of it', async t => {
+  const base = ['[program]', `path = ${P.path}`, 'users = bob ; the on-call admin', '', '[setsockopt.mark]', 'as = root', 'option = SO_MARK',
+    'value = 5 # the VPN table', ''].join('\n')
+  const { text, rule } = merged([entry(mark(6), ALWAYS)], base)
+  t.same(rule.users, ['bob', 'alice'], 'the learned user is added')
+  t.match(text, /^users = bob, alice ; the on-call admin$/m, 'the comment stays, after the list')
+  const [section] = rule.calls
+  t.same(section.kind === 'setsockopt' && section.values, [{ from: 5, to: 5 }, { from: 6, to: 6 }], 'the learned value is granted, not commented out')
+  t.match(text, /^value = 5, 6 # the VPN table$/m)
+})
+
+t.test('--merge: a call granted while learning that the admin\'s file denies stays denied, and says so; no deny section grows', async t => {
+  const base = ['[program]', `path = ${P.path}`, 'users = alice', '', '[socket.icmp]', 'as = deny', 'domain = inet', 'type = raw', 'protocol = icmp', '',
+    '[setsockopt.mark]', 'as = deny', 'option = SO_MARK', 'value = 5', ''].join('\n')
+  const { text, rule } = merged([entry(ICMP, ALWAYS), entry(mark(5), ALWAYS), entry(mark(6), ALWAYS)], base)
+  t.strictSame(summary(rule), [['socket', 'icmp', true, 1], ['setsockopt', 'mark', true, 1]], 'the admin\'s denials are kept, and nothing more')
+  const [, mark_] = rule.calls
+  t.same(mark_.kind === 'setsockopt' && mark_.values, [{ from: 5, to: 5 }], 'the value granted while learning did not join the deny section')
+  t.notMatch(text, /^; learn: seen/m, 'no count on a deny section for calls it did not answer')
+  t.match(text, /^; socket\(inet, raw, icmp\), seen 1 time: permitted as root while learning, but \[socket\.icmp\] denies it: not granted$/m)
+  t.match(text, /^; setsockopt\(SO_MARK, 6\), seen 1 time: permitted as root while learning, but \[setsockopt\.mark\] denies SO_MARK: not granted$/m)
+})

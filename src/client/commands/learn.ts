@@ -13,8 +13,8 @@
  * is reported); 1 for learn's own failures; 2 for usage errors.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFileSync, readSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import yargs from 'yargs';
 import { DEFAULT_EXEC_GROUP } from '../../shared/defaults.js';
 import { closeQuietly, getpwnam, type Passwd } from '../../shared/native/libc.js';
@@ -24,8 +24,10 @@ import { ResolveError, resolveProgram } from '../resolve.js';
 import { GRANT_ALL, NoTerminal, TerminalAsker } from '../learn/ask.js';
 import { buildLearningFilter } from '../learn/filter.js';
 import { LaunchError, execGroupGid, launch } from '../learn/launch.js';
+import { OutputError, RuleOutput } from '../learn/output.js';
 import { Learned, type Policy } from '../learn/record.js';
 import { RuleFileError, mergeRule, newRuleText } from '../learn/rule-file.js';
+import { describeCall } from '../learn/calls.js';
 import { argsValue } from '../learn/rule-text.js';
 import { LearningSupervisor } from '../learn/supervisor.js';
 import { LEARN_USAGE } from './usage.js';
@@ -61,7 +63,7 @@ interface Plan {
   binary: OpenBinary;
   sha256: string;
   base: { file: string; text: string };
-  output?: string;
+  output?: RuleOutput;
 }
 
 /** Everything checked before the program runs: a learning run can be long, and its result must be writable. */
@@ -86,9 +88,6 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
     const digest = sha256(binary.fd);
     const output = opts.output === undefined ? undefined : resolve(opts.output);
     const merge = opts.merge === undefined ? undefined : resolve(opts.merge);
-    if (output && existsSync(output) && output !== merge && !opts.force) {
-      throw new LearnFailure(`${output} exists; give --force to replace it, or --merge ${opts.output} to add to it`);
-    }
     let base: { file: string; text: string };
     if (merge) {
       let text: string;
@@ -111,24 +110,15 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
     }
     // The base must take the learned calls: fail now, not after the run.
     mergeRule(base.file, base.text, [], { path, user: user.name, sha256: digest, args });
-    return { path, argv: [program, ...args], user, binary, sha256: digest, base, output };
+    const out = output === undefined ? undefined : RuleOutput.open(output, {
+      replace: output === merge || opts.force,
+      exists: `${output} exists; give --force to replace it, or --merge ${opts.output} to add to it`,
+    });
+    return { path, argv: [program, ...args], user, binary, sha256: digest, base, output: out };
   } catch (e) {
     closeQuietly(binary.fd);
-    if (e instanceof RuleFileError) throw new LearnFailure(e.message);
+    if (e instanceof RuleFileError || e instanceof OutputError) throw new LearnFailure(e.message);
     throw e;
-  }
-}
-
-/** Write `text` to `file` as root-owned 0644, replacing it in one step (rename). */
-function writeRule(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.learn-${process.pid}`);
-  try {
-    writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
-    chmodSync(tmp, 0o644);
-    renameSync(tmp, file);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* not there */ }
-    throw new LearnFailure(`cannot write ${file}: ${(e as Error).message}`);
   }
 }
 
@@ -201,26 +191,31 @@ async function learn(argv: string[], opts: { user?: string; output?: string; mer
     asker?.close();
     asker = undefined;
     for (const n of learned.notes) say(`note: ${n}`);
+    for (const c of learned.unanswered()) say(`note: ${describeCall(c)} was still waiting for an answer when ${basename(p.path)} ended: not in the rule`);
     say(`${basename(p.path)} exited with status ${status}`);
     const merged = mergeRule(p.base.file, p.base.text, [...learned.entries.values()], { path: p.path, user: p.user.name, sha256: p.sha256, args: p.argv.slice(1) });
+    for (const n of merged.notes) say(`note: ${n}`);
     let text = merged.text;
-    if (merged.nothingAsRoot) {
+    if (merged.nothingAsRoot && !learned.sawPrivilegedCall()) {
       const why = `${p.path} made no call that needs privilege: it needs no rule (this one has no section as root)`;
       text += `; ${why}\n`;
       say(why);
+    } else if (merged.nothingAsRoot) {
+      say(`the rule has no section: ${basename(p.path)}'s calls that need privilege were permitted once or left unanswered`);
     }
     if (p.output) {
-      writeRule(p.output, text);
-      say(`wrote ${p.output}`);
+      p.output.write(text);
+      say(`wrote ${p.output.file}`);
     } else {
       process.stdout.write(text);
     }
     return 0;
   } catch (e) {
-    if (e instanceof RuleFileError) throw new LearnFailure(e.message);
+    if (e instanceof RuleFileError || e instanceof OutputError) throw new LearnFailure(e.message);
     throw e;
   } finally {
     asker?.close();
+    p.output?.close();
     closeQuietly(p.binary.fd);
   }
 }

@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import yargs from 'yargs';
-import { SysError } from '../../shared/native/libc.js';
+import { SysError, getpwnam } from '../../shared/native/libc.js';
 import { isWatchUser } from '../../shared/protocol.js';
 import { BrokerConnection, type WatchMessage } from '../broker-client.js';
 import { ResolveError, resolveProgram } from '../resolve.js';
@@ -41,6 +41,10 @@ export async function watchCommand(argv: string[], global: { socket: string }): 
   if (parsed._.length > 0) usage(`Unknown argument: ${parsed._.join(' ')}`);
   const user = parsed.user ?? null;
   if (user !== null && !isWatchUser(user)) usage(`--user ${JSON.stringify(user)} is neither a user name nor a uid`);
+  // Records name users as the password database does: an unknown name would silently match nothing, forever.
+  if (user !== null && !/^[0-9]+$/.test(user) && getpwnam(user) === undefined) {
+    usage(`--user ${user}: no such user (give a uid to watch one that is not in the password database)`);
+  }
   const program = parsed.program === undefined ? null : programPath(parsed.program);
 
   let broker: BrokerConnection;

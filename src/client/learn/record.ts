@@ -27,7 +27,7 @@ export interface Policy {
 export class Learned {
   readonly entries = new Map<string, Entry>();
   readonly notes: string[] = [];
-  private readonly pending = new Map<string, Promise<Answer>>();
+  private readonly pending = new Map<string, { call: LearnedCall; answer: Promise<Answer> }>();
 
   constructor(private readonly policy: Policy) {}
 
@@ -36,16 +36,26 @@ export class Learned {
     const key = callKey(call);
     const known = this.entries.get(key);
     if (known) return known.answer;
-    let p = this.pending.get(key);
+    let p = this.pending.get(key)?.answer;
     if (!p) {
       p = Promise.resolve(this.policy.decide(call)).then((answer) => {
         this.pending.delete(key);
         if (!this.entries.has(key)) this.entries.set(key, { call, answer, count: 0 });
         return answer;
       });
-      this.pending.set(key, p);
+      this.pending.set(key, { call, answer: p });
     }
     return p;
+  }
+
+  /** Calls still waiting for the policy's answer (--ask: a question the program did not live to see answered). */
+  unanswered(): LearnedCall[] {
+    return [...this.pending.values()].map((p) => p.call);
+  }
+
+  /** Whether the program made any call that needed privilege (answered or not). */
+  sawPrivilegedCall(): boolean {
+    return this.pending.size > 0 || [...this.entries.values()].some((e) => e.count > 0);
   }
 
   /** The call was answered as `answer` says (counted only once it was). */

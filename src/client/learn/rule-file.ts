@@ -101,6 +101,25 @@ function addCount(edits: Edits, h: number, n: number, calls: string[]): void {
   edits.set(h + 1, countLine(Number(m[1]) + n, [...seen, ...calls.filter((c) => !seen.includes(c))]));
 }
 
+/**
+ * A key line split where ini ends its value: at the first ; or # not
+ * escaped with a backslash. `comment` is the rest (from that character),
+ * kept when learn rewrites the value.
+ */
+export function splitComment(line: string): { value: string; comment: string } {
+  const eq = line.indexOf('=');
+  for (let i = eq + 1; i < line.length; i++) {
+    if (line[i] === '\\') i++;
+    else if (line[i] === ';' || line[i] === '#') return { value: line.slice(eq + 1, i).trim(), comment: line.slice(i) };
+  }
+  return { value: line.slice(eq + 1).trim(), comment: '' };
+}
+
+/** `key = value`, with the comment the line had. */
+function keyValueLine(key: string, value: string, comment: string): string {
+  return `${key} = ${value}${comment === '' ? '' : ` ${comment}`}`;
+}
+
 /** The 0-based line of `key` in the section whose header is at 0-based `h`. */
 function keyLine(lines: string[], h: number, key: string): number | undefined {
   for (let i = h + 1; i < lines.length && !lines[i].trim().startsWith('['); i++) {
@@ -119,6 +138,8 @@ export interface Merged {
   text: string;
   /** The rule has no call section: the program needs no privilege (as far as it was seen). */
   nothingAsRoot: boolean;
+  /** Calls granted while learning that the base's own deny sections keep denied, for the admin. */
+  notes: string[];
 }
 
 /**
@@ -144,7 +165,14 @@ export function mergeRule(file: string, base: string, entries: Entry[], p: { pat
 
   addUser(rule, p.user, edits);
 
-  const kept = entries.filter((e) => e.answer.act === 'root' && e.answer.keep && e.count > 0);
+  // A grant the admin's file denies stays denied: the admin wrote the deny, learn only saw the call.
+  const granted = entries.filter((e) => e.answer.act === 'root' && e.answer.keep && e.count > 0);
+  const conflicts = new Map<Entry, string>();
+  for (const e of granted) {
+    const why = deniedBy(rule, e.call);
+    if (why !== undefined) conflicts.set(e, why);
+  }
+  const kept = granted.filter((e) => !conflicts.has(e));
   // Header options seen on a socket kind: its section gets header-included = allow, with their counts.
   const headers = new Map<string, string[]>();
   for (const e of kept) {
@@ -185,12 +213,54 @@ export function mergeRule(file: string, base: string, entries: Entry[], p: { pat
   const denied = entries.filter((e) => e.count > 0 && (e.answer.act === 'deny' || e.answer.act === 'errno'));
   const asSections = denySections(rule, denied, kept, edits, taken);
 
-  const others = entries.filter((e) => e.count > 0 && !(e.answer.act === 'root' && e.answer.keep) && !asSections.has(e));
-  if (others.length > 0) edits.append(['; answered while learning, and not written as a section of this rule:', ...others.map(answerComment)]);
+  const others = entries.filter((e) => e.count > 0 && !kept.includes(e) && !asSections.has(e));
+  if (others.length > 0) {
+    edits.append(['; answered while learning, and not written as a section of this rule:', ...others.map((e) => answerComment(e, conflicts.get(e)))]);
+  }
 
   const text = edits.text();
   const merged = parseRule(file, text); // never write what the broker would refuse
-  return { text, nothingAsRoot: merged.calls.length === 0 };
+  for (const e of kept) {
+    if (deniedBy(merged, e.call) !== undefined || !grants(merged, e.call)) {
+      throw new RuleFileError(`${file}: learn could not write a section granting ${describeCall(e.call)} (a bug; the rule was not written)`);
+    }
+  }
+  const notes = [...conflicts].map(([e, why]) => `${describeCall(e.call)} was permitted as root while learning, but ${why} in ${file}: the rule keeps it denied`);
+  return { text, nothingAsRoot: merged.calls.length === 0, notes };
+}
+
+/** The deny section of `rule` that answers `call`, as the broker would pick it, in words; undefined when none does. */
+function deniedBy(rule: ProgramRule, call: Entry['call']): string | undefined {
+  switch (call.kind) {
+    case 'socket':
+    case 'header': {
+      const c = call.kind === 'socket' ? call : call.socket;
+      const s = matchSocket(rule, c.domain, c.type, c.protocol);
+      return s?.deny ? `[${s.at.section}] denies ${call.kind === 'socket' ? 'it' : 'its socket'}` : undefined;
+    }
+    case 'bind': {
+      const b = matchBind(rule, call.family, call.type, call.address, call.port);
+      return b?.deny ? `[${b.at.section}] denies it` : undefined;
+    }
+    case 'setsockopt': {
+      // One section per option: the option's section answers every value of it.
+      const s = setsockoptRulesFor(rule).find((o) => o.level === call.level && o.option === call.option);
+      return s?.deny ? `[${s.at.section}] denies ${call.optionName}` : undefined;
+    }
+  }
+}
+
+/** Whether `rule` grants `call` as learn performed it (checked on the text about to be written). */
+function grants(rule: ProgramRule, call: Entry['call']): boolean {
+  switch (call.kind) {
+    case 'socket': return matchSocket(rule, call.domain, call.type, call.protocol) !== undefined;
+    case 'header': return matchSocket(rule, call.socket.domain, call.socket.type, call.socket.protocol)?.headerIncluded === true;
+    case 'bind': {
+      const b = matchBind(rule, call.family, call.type, call.address, call.port);
+      return b !== undefined && (!call.reusePort || b.reusePort);
+    }
+    case 'setsockopt': return matchSetsockopt(rule, call.level, call.option, call.value) !== undefined;
+  }
 }
 
 /** The keys a deny section adds to a grant section's lines: the refusal, and the errno the admin chose. */
@@ -248,7 +318,7 @@ function addUser(rule: ProgramRule, user: string, edits: Edits): void {
   if (rule.users === '*' || rule.users.includes(user)) return;
   const at = rule.keyLines?.users;
   if (at !== undefined) {
-    edits.set(at - 1, `users = ${[...rule.users, user].join(', ')}`);
+    edits.set(at - 1, keyValueLine('users', [...rule.users, user].join(', '), splitComment(edits.line(at - 1) ?? '').comment));
   } else {
     edits.insertAfter((rule.keyLines?.path ?? rule.at.line) - 1, `users = ${user}`);
   }
@@ -287,8 +357,8 @@ function mergeOptions(rule: ProgramRule, entries: Entry[], lines: string[], edit
     const key = section.interfaces ? 'interface' : 'value';
     const at = keyLine(lines, h, key);
     if (at === undefined) throw new RuleFileError(`${section.at.file}:${section.at.line}: [${section.at.section}] has no ${key} line to add to`);
-    const was = lines[at].slice(lines[at].indexOf('=') + 1).trim();
-    edits.set(at, `${key} = ${[was, ...g.values.map(valueText)].join(', ')}`);
+    const was = splitComment(lines[at]);
+    edits.set(at, keyValueLine(key, [was.value, ...g.values.map(valueText)].join(', '), was.comment));
     addCount(edits, h, g.count, g.calls);
   }
   for (const f of fresh.values()) {
@@ -303,10 +373,10 @@ function unwritten(e: Entry): string {
   return 'no deny section: one would conflict with a section for the same call or option, or with other answers for that option; the rule\'s sections and the kernel answer it';
 }
 
-function answerComment(e: Entry): string {
+function answerComment(e: Entry, deniedBy?: string): string {
   const what = `; ${describeCall(e.call)}, seen ${times(e.count)}: `;
   switch (e.answer.act) {
-    case 'root': return `${what}permitted as root for that run only`;
+    case 'root': return deniedBy === undefined ? `${what}permitted as root for that run only` : `${what}permitted as root while learning, but ${deniedBy}: not granted`;
     case 'deny': return `${what}denied (${unwritten(e)})`;
     case 'errno': return `${what}denied with ${errnoName(e.answer.errno)} (${unwritten(e)}, not necessarily with ${errnoName(e.answer.errno)})`;
   }
