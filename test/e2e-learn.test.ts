@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { request } from 'node:http'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { parseRuleFile } from '../src/broker/rules/parse.js'
 import type { ProgramRule, SocketRule } from '../src/broker/rules/model.js'
 import { waitForAudit } from './lib/audit.js'
@@ -330,6 +330,18 @@ t.test('--merge refuses a rule whose args pin would refuse this run, before runn
   t.equal(r.code, 1)
   t.match(r.stderr, /pins args = -m http\.server 80 --bind 127\.0\.0\.1, and this run's arguments \(-c print\("ran"\)\) do not match/)
   t.notMatch(r.stderr, /^ran$/m, 'the program did not run')
+})
+
+t.test('learn refuses an interpreter whose code argument a rule cannot pin, before running anything', async t => {
+  const r = await learn(['--', PYTHON3, '-c', 'print("ran")'])
+  t.equal(r.code, 1, r.stderr)
+  t.equal(r.stderr, `stx-elevate learn: ${basename(realpathSync(PYTHON3))} runs the code its arguments give, and the rule cannot pin "print(\\"ran\\")" `
+    + '(args words hold no white space, quote or backslash): args = -c * would grant the calls as root to any code in its place; '
+    + 'put that code in a root-owned script and learn the interpreter running the script\n')
+  t.equal(r.stdout, '', 'no rule')
+  const plain = await learn(['--', PYTHON3, '-c', 'print(1)'])
+  t.equal(plain.code, 0, `an argument the rule can write is pinned as it is: ${plain.stderr}`)
+  t.match(plain.stdout, /^args = -c print\(1\)$/m)
 })
 
 t.test('--merge refuses a file for another program, before running anything', async t => {

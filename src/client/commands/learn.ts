@@ -99,9 +99,12 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
       base = { file: merge, text };
     } else {
       const pin = runsCodeItIsGiven(path) ? argsValue(args) : undefined;
+      // With * in their place the rule would give its grants to any code the user names there.
       if (pin && pin.loose.length > 0) {
-        say(`note: args = ${pin.text}: * stands for ${pin.loose.map((a) => JSON.stringify(a)).join(', ')}, which the rule grammar cannot write; `
-          + '* allows any argument there (to an interpreter: any code), so run a root-owned script instead');
+        throw new LearnFailure(`${basename(path)} runs the code its arguments give, and the rule cannot pin `
+          + `${pin.loose.map((a) => JSON.stringify(a)).join(', ')} (args words hold no white space, quote or backslash): `
+          + `args = ${pin.text} would grant the calls as root to any code in its place; `
+          + 'put that code in a root-owned script and learn the interpreter running the script');
       }
       base = {
         file: output ?? '<standard output>',
