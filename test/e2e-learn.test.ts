@@ -8,6 +8,7 @@ import { request } from 'node:http'
 import { basename, join } from 'node:path'
 import { parseRuleFile } from '../src/broker/rules/parse.js'
 import type { ProgramRule, SocketRule } from '../src/broker/rules/model.js'
+import { getpwnam } from '../src/shared/native/libc.js'
 import { waitForAudit } from './lib/audit.js'
 import { startBroker } from './lib/broker.js'
 import { PYTHON3 } from './lib/paths.js'
@@ -225,6 +226,19 @@ t.test('learn on a program that needs no privilege: no section as root, and it s
   const c = await check(file)
   t.equal(c.code, 0, c.stdout)
   t.match(c.stdout, /nothing as root/)
+})
+
+t.test('without -u, learn runs the program as the user who ran sudo, else as nobody', async t => {
+  const nobody = getpwnam('nobody')!
+  for (const [env, who] of [[{ SUDO_USER: user.name }, user], [{}, nobody]] as const) {
+    const r = await runRoot([tree.client, 'learn', '--', '/usr/bin/id', '-u'], { timeoutMs: 30_000, env: rootEnv(env) })
+    t.equal(r.code, 0, r.stderr)
+    t.match(r.stderr, new RegExp(`^${who.uid}$`, 'm'), `id -u printed ${who.uid} (${who.name})`)
+    t.match(r.stdout, new RegExp(`^users = ${who.name}$`, 'm'), `the rule is for ${who.name}`)
+  }
+  const root = await runRoot([tree.client, 'learn', '--', '/usr/bin/id', '-u'], { timeoutMs: 30_000, env: rootEnv({ SUDO_USER: 'root' }) })
+  t.equal(root.code, 1)
+  t.equal(root.stderr, 'stx-elevate learn: root is root: a program run as root needs no rule; name the user it is for with -u USER\n')
 })
 
 t.test('--timeout ends a program that does not end by itself (SIGTERM), and the rule is still written', async t => {
