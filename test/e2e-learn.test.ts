@@ -321,6 +321,54 @@ t.test('--merge: runs of ping -4 and ping -6 give both sections once, with count
   t.equal(c.code, 0, c.stdout)
 })
 
+/** learn running in the background: its output so far, a wait for a line of it, and its exit status. */
+function learnInBackground(t: Test, args: string[]) {
+  const argv = cleanArgv([tree.client, 'learn', '-u', user.name, ...args], rootEnv())
+  const child = spawn(argv[0], argv.slice(1), { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  const out = { stdout: '', stderr: '' }
+  child.stdout!.setEncoding('utf8').on('data', d => { out.stdout += d })
+  child.stderr!.setEncoding('utf8').on('data', d => { out.stderr += d })
+  const closed = new Promise<number | null>(res => child.on('close', code => res(code)))
+  const killer = setTimeout(() => { try { process.kill(-child.pid!, 'SIGKILL') } catch { /* gone */ } }, 40_000)
+  t.teardown(() => { clearTimeout(killer); try { process.kill(-child.pid!, 'SIGKILL') } catch { /* gone */ } })
+  const waitFor = async (re: RegExp) => {
+    for (const deadline = Date.now() + 20_000; !re.test(out.stdout + out.stderr); await sleep(50)) {
+      if (Date.now() > deadline) throw new Error(`no ${re} from learn within 20 s: ${JSON.stringify(out)}`)
+    }
+  }
+  return { out, closed, waitFor }
+}
+
+t.test('--merge reads its file again at the end: an edit made during the run is kept', async t => {
+  const file = outFile()
+  t.equal((await learn(['-o', file, '--', fx.ping, '-4', '-c1', '-W2', '127.0.0.1'])).code, 0)
+  const l = learnInBackground(t, ['--merge', file, '-o', file, '--', fx.ping, '-6', '-c3', '-i0.5', '-W2', '::1'])
+  await l.waitFor(/bytes from ::1/)
+  writeFileSync(file, readFileSync(file, 'utf8') + '; edited while learn ran\n')
+  t.equal(await l.closed, 0, l.out.stderr)
+  t.match(l.out.stderr, new RegExp(`note: ${file} changed while ${basename(fx.ping)} ran: merging into its text as it is now`))
+  const text = readFileSync(file, 'utf8')
+  t.match(text, /^; edited while learn ran$/m, 'the edit is kept')
+  t.same(rule(text).calls.map(c => c.name), ['icmp', 'icmp6'], 'and the run\'s calls are merged in')
+})
+
+t.test('--merge: a file edited during the run so that it no longer takes the calls is left as edited; the rule goes to standard output', async t => {
+  const file = outFile()
+  t.equal((await learn(['-o', file, '--', fx.ping, '-4', '-c1', '-W2', '127.0.0.1'])).code, 0)
+  const before = readFileSync(file, 'utf8')
+  const l = learnInBackground(t, ['--merge', file, '-o', file, '--', fx.ping, '-4', '-c3', '-i0.5', '-W2', '127.0.0.1'])
+  await l.waitFor(/bytes from 127\.0\.0\.1/)
+  const edited = before.replace(/^path = .*$/m, 'path = /usr/bin/true')
+  writeFileSync(file, edited)
+  t.equal(await l.closed, 1, l.out.stderr)
+  t.match(l.out.stderr, new RegExp(`stx-elevate learn: ${file} changed while ${basename(fx.ping)} ran and no longer takes the learned calls: .*; `
+    + `nothing written: the rule merged into ${file} as it was when learn started is on standard output`))
+  t.equal(readFileSync(file, 'utf8'), edited, 'the admin\'s edit stands')
+  const printed = l.out.stdout.slice(l.out.stdout.indexOf('[program]'))
+  t.equal(rule(printed).path, fx.ping, 'the run is not lost: its rule is printed')
+  t.match(printed, /^; learn: seen 2 times: socket\(inet, raw, icmp\)$/m)
+})
+
 t.test('--merge keeps a hand-written rule as written, and adds the learned user', async t => {
   const file = outFile()
   const hand = ['; written by hand', '[program]', `path = ${fx.ping}`, `users = ${e.other.name}`, '', '[socket.v4]', '; the admin\'s note', 'as = root',

@@ -25,8 +25,8 @@ import { GRANT_ALL, NoTerminal, TerminalAsker } from '../learn/ask.js';
 import { buildLearningFilter } from '../learn/filter.js';
 import { LaunchError, execGroupGid, launch } from '../learn/launch.js';
 import { OutputError, RuleOutput } from '../learn/output.js';
-import { Learned, type Policy } from '../learn/record.js';
-import { RuleFileError, mergeRule, newRuleText } from '../learn/rule-file.js';
+import { type Entry, Learned, type Policy } from '../learn/record.js';
+import { type Merged, RuleFileError, mergeRule, newRuleText } from '../learn/rule-file.js';
 import { describeCall } from '../learn/calls.js';
 import { argsValue } from '../learn/rule-text.js';
 import { LearningSupervisor } from '../learn/supervisor.js';
@@ -62,7 +62,8 @@ interface Plan {
   user: Passwd;
   binary: OpenBinary;
   sha256: string;
-  base: { file: string; text: string };
+  /** The rule the learned calls go into; `merge`: read from --merge FILE (read again when the program has ended). */
+  base: { file: string; text: string; merge: boolean };
   output?: RuleOutput;
 }
 
@@ -88,7 +89,7 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
     const digest = sha256(binary.fd);
     const output = opts.output === undefined ? undefined : resolve(opts.output);
     const merge = opts.merge === undefined ? undefined : resolve(opts.merge);
-    let base: { file: string; text: string };
+    let base: Plan['base'];
     if (merge) {
       let text: string;
       try {
@@ -96,7 +97,7 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
       } catch (e) {
         throw new LearnFailure(`cannot read ${merge}: ${(e as Error).message}`);
       }
-      base = { file: merge, text };
+      base = { file: merge, text, merge: true };
     } else {
       const pin = runsCodeItIsGiven(path) ? argsValue(args) : undefined;
       // With * in their place the rule would give its grants to any code the user names there.
@@ -109,6 +110,7 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
       base = {
         file: output ?? '<standard output>',
         text: newRuleText({ path, user: user.name, sha256: digest, args: pin?.text, origin: `learned by stx-elevate learn, running ${[path, ...args].join(' ')} as ${user.name}` }),
+        merge: false,
       };
     }
     // The base must take the learned calls: fail now, not after the run.
@@ -158,6 +160,35 @@ async function run(p: Plan, learned: Learned, opts: { execGroup: string; timeout
   }
 }
 
+/**
+ * The learned calls merged into the base rule. A --merge FILE is read
+ * again first: a learning run can be long, and an admin's edits made
+ * meanwhile must not be overwritten. If the edited file no longer takes
+ * the calls, the rule merged into the file as it was is printed, so the
+ * run is not lost, and learn fails without writing.
+ */
+function mergeLearned(p: Plan, calls: Entry[]): Merged {
+  const identity = { path: p.path, user: p.user.name, sha256: p.sha256, args: p.argv.slice(1) };
+  if (!p.base.merge) return mergeRule(p.base.file, p.base.text, calls, identity);
+  let now: string;
+  try {
+    now = readFileSync(p.base.file, 'utf8');
+  } catch (e) {
+    say(`note: cannot read ${p.base.file} again (${(e as Error).message}): merging into its text from when learn started`);
+    return mergeRule(p.base.file, p.base.text, calls, identity);
+  }
+  if (now === p.base.text) return mergeRule(p.base.file, now, calls, identity);
+  say(`note: ${p.base.file} changed while ${basename(p.path)} ran: merging into its text as it is now`);
+  try {
+    return mergeRule(p.base.file, now, calls, identity);
+  } catch (e) {
+    if (!(e instanceof RuleFileError)) throw e;
+    process.stdout.write(mergeRule(p.base.file, p.base.text, calls, identity).text);
+    throw new LearnFailure(`${p.base.file} changed while ${basename(p.path)} ran and no longer takes the learned calls: ${e.message}; `
+      + `nothing written: the rule merged into ${p.base.file} as it was when learn started is on standard output`);
+  }
+}
+
 async function learn(argv: string[], opts: { user?: string; output?: string; merge?: string; force: boolean; ask: boolean; timeout?: number; execGroup: string }): Promise<number> {
   if (process.getuid!() !== 0) throw new LearnFailure('must run as root: it runs the program as another user and performs its privileged calls as root');
   const p = plan(argv, opts);
@@ -196,7 +227,7 @@ async function learn(argv: string[], opts: { user?: string; output?: string; mer
     for (const n of learned.notes) say(`note: ${n}`);
     for (const c of learned.unanswered()) say(`note: ${describeCall(c)} was still waiting for an answer when ${basename(p.path)} ended: not in the rule`);
     say(`${basename(p.path)} exited with status ${status}`);
-    const merged = mergeRule(p.base.file, p.base.text, [...learned.entries.values()], { path: p.path, user: p.user.name, sha256: p.sha256, args: p.argv.slice(1) });
+    const merged = mergeLearned(p, [...learned.entries.values()]);
     for (const n of merged.notes) say(`note: ${n}`);
     let text = merged.text;
     if (merged.nothingAsRoot && !learned.sawPrivilegedCall()) {
