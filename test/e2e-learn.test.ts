@@ -284,6 +284,20 @@ t.test('-o is checked before the program runs: a missing directory, a directory,
   await refused(t, ['-o', join(groupDir, 'ping.conf')], /is writable by group or other \(mode 0775\)/)
   t.same(readdirSync(userDir).concat(readdirSync(groupDir)), [], 'nothing was created in either')
 
+  // Below a directory the user owns, a root-owned directory is no safer: the user can swap it, or a symlink in
+  // its place can lead elsewhere; through a root-owned link, the directory it leads to counts.
+  const rootBelowUser = join(userDir, 'root-owned')
+  mkdirSync(rootBelowUser, { mode: 0o755 })
+  const linkInUserDir = join(userDir, 'to-out')
+  symlinkSync(out, linkInUserDir)
+  const linkToUserDir = tree.path('learn-link-to-user-dir')
+  symlinkSync(rootBelowUser, linkToUserDir)
+  const way = new RegExp(`will not write .*: ${userDir} is owned by uid ${user.uid}, not root, so another user could put another directory in the way`)
+  await refused(t, ['-o', join(rootBelowUser, 'ping.conf')], way)
+  await refused(t, ['-o', join(linkInUserDir, 'ping.conf')], way)
+  await refused(t, ['-o', join(linkToUserDir, 'ping.conf')], way)
+  t.same(readdirSync(rootBelowUser).concat(readdirSync(out).filter(f => f === 'ping.conf')), [], 'nothing was written below or through them')
+
   const sticky = tree.path('learn-sticky-dir')
   mkdirSync(sticky, { recursive: true })
   chmodSync(sticky, 0o1777)

@@ -13,12 +13,16 @@
  *    sticky): otherwise a user could replace the temporary file with a
  *    symlink between its creation and its mode change (a root chmod of any
  *    file), or replace the rule before the admin installs it;
+ *  - reach it only through directories of the same kind, both on the path
+ *    as given and on the path it resolves to (OpenSSH's StrictModes walk):
+ *    a user who owns a directory on the way could swap what lies below it
+ *    (a symlink to /etc/elevation.d) before learn opens it;
  *  - create the temporary file exclusively, without following a symlink,
  *    and set its mode on the open file;
  *  - replace an existing entry (a symlink is replaced, never followed) only
  *    when the caller allows it; never a directory.
  */
-import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { type Stats, closeSync, constants, fchmodSync, fstatSync, fsyncSync, lstatSync, openSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 
 export class OutputError extends Error {}
@@ -27,6 +31,42 @@ export class OutputError extends Error {}
 const S_ISVTX = 0o1000;
 
 const errnoCode = (e: unknown): string | undefined => (e as NodeJS.ErrnoException).code;
+
+/** Why others than root could add, remove or rename entries in a directory; undefined when they cannot. */
+function untrusted(st: Stats): string | undefined {
+  if (st.uid !== 0) return `is owned by uid ${st.uid}, not root`;
+  if ((st.mode & 0o022) !== 0 && (st.mode & S_ISVTX) === 0) return `is writable by group or other (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  return undefined;
+}
+
+/** The directories above `dir`, from / down, on the path as given and on the path it resolves to. */
+function ancestors(dir: string): string[] {
+  const above = (d: string): string[] => (d === '/' ? [] : [...above(dirname(d)), dirname(d)]);
+  let real: string | undefined;
+  try {
+    real = realpathSync(dir);
+  } catch {
+    // a missing directory is reported when it is opened
+  }
+  return [...new Set([...above(dir), ...(real === undefined ? [] : above(real))])];
+}
+
+function checkWay(file: string, dir: string): void {
+  for (const d of ancestors(dir)) {
+    let st: Stats;
+    try {
+      st = lstatSync(d);
+    } catch {
+      continue; // the open of the directory says what is missing
+    }
+    // A symlink's own mode says nothing; the directory holding it is on the list, and so is where it leads.
+    const why = st.isSymbolicLink() ? undefined : untrusted(st);
+    if (why !== undefined) {
+      throw new OutputError(`will not write ${file}: ${d} ${why}, so another user could put another directory in the way `
+        + 'before learn writes; write it below directories only root can change, or to standard output');
+    }
+  }
+}
 
 export class RuleOutput {
   private constructor(readonly file: string, private readonly dirFd: number, private readonly name: string) {}
@@ -39,6 +79,7 @@ export class RuleOutput {
   static open(file: string, opts: { replace: boolean; exists: string }): RuleOutput {
     const dir = dirname(file), name = basename(file);
     if (name === '' || name === '.' || name === '..' || file.endsWith('/')) throw new OutputError(`${file} names a directory; name the file to write`);
+    checkWay(file, dir);
     let dirFd: number;
     try {
       dirFd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -87,9 +128,7 @@ export class RuleOutput {
 
   private checkDirectory(dir: string): void {
     const st = fstatSync(this.dirFd);
-    const why = st.uid !== 0 ? `is owned by uid ${st.uid}, not root`
-      : (st.mode & 0o022) !== 0 && (st.mode & S_ISVTX) === 0 ? `is writable by group or other (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`
-        : undefined;
+    const why = untrusted(st);
     if (why !== undefined) {
       throw new OutputError(`will not write ${this.file}: ${dir} ${why}, so another user could replace the rule (or learn's temporary file) `
         + 'before it is installed; write it to a directory only root can change, or to standard output');
