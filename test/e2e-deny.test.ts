@@ -1,16 +1,23 @@
 // End to end: `as = deny` sections. The broker traps the call the section
 // names and answers it with the section's errno, never performing it, and
 // writes a refuse record naming the section. Each refusal has its control:
-// the same section with as = root serves the same call.
+// the same section with as = root serves the same call. The binds run in a
+// network namespace of the test's own (loopback up), so nothing else on the
+// machine listening on, or lingering at, port 80 can get in their way.
 import t, { type Test } from 'tap'
 import { readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
 import { startBroker, type Broker } from './lib/broker.js'
+import { enterNetns, testNetns } from './lib/netns.js'
 import { ruleFile } from './lib/rules.js'
 import { jsonLine, runAs } from './lib/run.js'
 import { setupE2E } from './lib/setup.js'
 
 const e = await setupE2E(t)
 const { user, fx, tree } = e
+const NS = await testNetns(t, `stx5-deny-${process.pid}`)
+/** The probe's bind, run as the user inside the test's namespace: the broker binds in the program's namespace. */
+const bindInNs = (b: Broker, address: string, port: string) =>
+  runAs(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', address, port), { timeoutMs: 15_000, via: enterNetns(NS) })
 
 const icmp = (as: 'root' | 'deny', errno?: string) =>
   ['[socket.icmp]', `as = ${as}`, 'domain = inet', 'type = raw', 'protocol = icmp', ...(errno ? [`errno = ${errno}`] : []), ''].join('\n')
@@ -68,7 +75,7 @@ t.test('a bind an as = deny section matches first is refused with its errno', as
     ['[bind.local]', 'as = root', 'family = inet', 'type = stream', 'port = 80', 'address = 127.0.0.1', ''].join('\n'),
     ['[bind.rest]', 'as = deny', 'family = inet', 'type = stream', 'port = 80', ''].join('\n'),
   ])
-  const denied = await runAs(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.2', '80'), { timeoutMs: 15_000 })
+  const denied = await bindInNs(b, '127.0.0.2', '80')
   t.equal(jsonLine(denied.stdout, 'socket').bind, 'EACCES', `stderr: ${denied.stderr}`)
   assertDenied(t, await recordsOf(b, 'bind'), b, 'bind.rest', 'EACCES')
 })
@@ -78,7 +85,7 @@ t.test('control: the bind the earlier grant section matches is served', async t 
     ['[bind.local]', 'as = root', 'family = inet', 'type = stream', 'port = 80', 'address = 127.0.0.1', ''].join('\n'),
     ['[bind.rest]', 'as = deny', 'family = inet', 'type = stream', 'port = 80', ''].join('\n'),
   ])
-  const served = await runAs(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '80'), { timeoutMs: 15_000 })
+  const served = await bindInNs(b, '127.0.0.1', '80')
   t.equal(jsonLine(served.stdout, 'socket').bind, 'ok', `stderr: ${served.stderr}`)
   t.match(await recordsOf(b, 'bind'), [{ event: 'grant', rule: { section: 'bind.local' } }])
 })
@@ -105,7 +112,7 @@ t.test('a bind no section matches gets the kernel\'s EACCES, not a deny section\
   const b = await brokerFor(t, fx.probe, [
     ['[bind.www]', 'as = deny', 'family = inet', 'type = stream', 'port = 80', 'errno = EPERM', ''].join('\n'),
   ])
-  const other = await runAs(user, e.client(b.socket, fx.probe, 'bind', 'inet', 'stream', '127.0.0.1', '81'), { timeoutMs: 15_000 })
+  const other = await bindInNs(b, '127.0.0.1', '81')
   t.equal(jsonLine(other.stdout, 'socket').bind, 'EACCES', `stderr: ${other.stderr}`)
   t.match(await recordsOf(b, 'bind'), [{ event: 'refuse', errno: 'EACCES' }])
 })

@@ -10,7 +10,7 @@
 // arping gets B's answer. A socket made in another namespace and handed to
 // the program as stdin is refused.
 import t, { type Test } from 'tap'
-import { readFileSync, readlinkSync, statSync } from 'node:fs'
+import { readFileSync, readlinkSync } from 'node:fs'
 import { readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
 import type { Broker } from './lib/broker.js'
 import { binaryWithoutCaps } from './lib/fixtures.js'
@@ -18,6 +18,7 @@ import { cleanArgv, mustRunRoot, runRoot, type Captured } from './lib/proc.js'
 import { bindSection, icmp4, packetSocket, pingRule, ruleFile } from './lib/rules.js'
 import { asUser, jsonLine, spawnAs, userEnv } from './lib/run.js'
 import { setupE2E, sharedBroker } from './lib/setup.js'
+import { enterNetns, testNetns } from './lib/netns.js'
 import type { TestUser } from './lib/users.js'
 
 const e = await setupE2E(t)
@@ -51,14 +52,8 @@ const B_ADDR = `${NET}.2`
 await ip('route', 'add', 'unreachable', `${NET}.0/24`)
 t.teardown(() => runRoot(['ip', 'route', 'del', 'unreachable', `${NET}.0/24`], { timeoutMs: 15_000 }))
 
-async function netns(role: string): Promise<{ name: string, path: string, id: string }> {
-  const name = `stx5-${role}-${process.pid}`
-  await runRoot(['ip', 'netns', 'del', name], { timeoutMs: 15_000 })  // a leftover, if any
-  await ip('netns', 'add', name)
-  t.teardown(() => runRoot(['ip', 'netns', 'del', name], { timeoutMs: 15_000 }))
-  const path = `/run/netns/${name}`
-  return { name, path, id: `net:[${statSync(path).ino}]` }
-}
+/** The test's namespace for `role`, loopback down (A and B bring theirs up below; C keeps it down). */
+const netns = (role: string) => testNetns(t, `stx5-${role}-${process.pid}`, { loopback: 'down' })
 const A = await netns('a')
 const B = await netns('b')
 const C = await netns('c')  // loopback left down
@@ -81,7 +76,7 @@ const broker = sharedBroker(t, tree, () => ({
 }))
 
 /** argv as root: enter the namespace (network only: the mount namespace stays the host's), then become the user. */
-const inNs = (ns: { path: string }, argv: string[]) => ['nsenter', `--net=${ns.path}`, '--', ...cleanArgv(asUser(user, argv), userEnv(user))]
+const inNs = (ns: { path: string }, argv: string[]) => [...enterNetns(ns), ...cleanArgv(asUser(user, argv), userEnv(user))]
 const runIn = (ns: { path: string }, argv: string[], timeoutMs = 30_000) => runRoot(inNs(ns, argv), { timeoutMs })
 /** As root inside a namespace (ip netns exec: fine for root's helpers). */
 const rootIn = (ns: { name: string }, argv: string[], timeoutMs = 30_000) => runRoot(['ip', 'netns', 'exec', ns.name, ...argv], { timeoutMs })

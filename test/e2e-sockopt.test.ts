@@ -7,29 +7,25 @@
 // forbidden value set. Controls: run directly, each of these needs
 // privilege (EPERM), so a success through the broker is the broker's.
 import t, { type Test } from 'tap'
-import { statSync } from 'node:fs'
 import { readAudit, waitForAudit, type AuditRecord } from './lib/audit.js'
 import type { Broker } from './lib/broker.js'
 import { cleanArgv, mustRunRoot, runRoot } from './lib/proc.js'
 import { ruleFile, setsockoptSection } from './lib/rules.js'
 import { asUser, jsonLine, userEnv, type RunResult } from './lib/run.js'
 import { setupE2E, sharedBroker } from './lib/setup.js'
+import { enterNetns, testNetns } from './lib/netns.js'
 
 const e = await setupE2E(t)
 const { user, fx, tree } = e
 
 // A network namespace of the test's own, with two veth interfaces: sa0 (the
 // section names it) and sb0 (it does not). Deleted in teardown, with them.
-const NS = `stx5-sockopt-${process.pid}`
 const ALLOWED_IF = 'sa0'
 const OTHER_IF = 'sb0'
-await runRoot(['ip', 'netns', 'del', NS], { timeoutMs: 15_000 })  // a leftover of an aborted run, if any
-await mustRunRoot(['ip', 'netns', 'add', NS], { timeoutMs: 15_000 })
-t.teardown(() => runRoot(['ip', 'netns', 'del', NS], { timeoutMs: 15_000 }))
+const TEST_NS = await testNetns(t, `stx5-sockopt-${process.pid}`)
+const { name: NS, id: NS_ID } = TEST_NS
 await mustRunRoot(['ip', '-n', NS, 'link', 'add', ALLOWED_IF, 'type', 'veth', 'peer', 'name', OTHER_IF], { timeoutMs: 15_000 })
-for (const dev of ['lo', ALLOWED_IF, OTHER_IF]) await mustRunRoot(['ip', '-n', NS, 'link', 'set', dev, 'up'], { timeoutMs: 15_000 })
-const NS_PATH = `/run/netns/${NS}`
-const NS_ID = `net:[${statSync(NS_PATH).ino}]`
+for (const dev of [ALLOWED_IF, OTHER_IF]) await mustRunRoot(['ip', '-n', NS, 'link', 'set', dev, 'up'], { timeoutMs: 15_000 })
 
 const broker = sharedBroker(t, tree, () => ({
   rules: {
@@ -49,7 +45,7 @@ interface OptResult { option: string, value: number | string, set: string, get: 
 interface SetoptOut { pid: number, socket: number | string, results: OptResult[] }
 
 /** argv run as root: enter the test's namespace (network only), then become the user. */
-const inNs = (argv: string[]) => ['nsenter', `--net=${NS_PATH}`, '--', ...cleanArgv(asUser(user, argv), userEnv(user))]
+const inNs = (argv: string[]) => [...enterNetns(TEST_NS), ...cleanArgv(asUser(user, argv), userEnv(user))]
 
 /** The records of the session whose program had `pid`, once its exit record is written (bounded). */
 async function sessionOf(b: Broker, pid: number): Promise<AuditRecord[]> {

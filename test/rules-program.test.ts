@@ -12,6 +12,7 @@ import { loadRules } from '../src/broker/rules/load.js';
 import { parseRuleFile } from '../src/broker/rules/parse.js';
 import type { ProgramRule } from '../src/broker/rules/model.js';
 import { rulesDirs } from './lib/rules-dir.js';
+import { argsValue } from '../src/client/learn/rule-text.js';
 
 const F = '/etc/elevation.d/t.conf';
 const P = '[program]\npath = /usr/bin/ping\nusers = *\n';
@@ -183,4 +184,139 @@ t.test('check FILE: as if installed into DIR', async (t) => {
     '2 files: invalid: 2 errors',
   ] });
   t.equal(loadRules(dir).errors.length, 0, 'the directory itself is untouched');
+});
+
+// ---- args that leave an interpreter's code to the user ------------------------------------------
+
+/** The warnings of a rule for `path` with `args` (the file must stand). */
+function argsWarnings(path: string, args: string): string[] {
+  const r = parseRuleFile(F, `[program]\npath = ${path}\nusers = alice\nargs = ${args}\n`);
+  if (!r.program || r.errors.length > 0) throw new Error(r.errors.join('\n'));
+  return r.warnings.map(String);
+}
+
+const GRANTS = 'so this rule grants its calls to any code the user writes there';
+const PIN_SCRIPT = 'pin the code: put it in a root-owned script and name the script';
+
+t.test('args: a code-taking option followed by a wildcard draws a warning, one per family', async (t) => {
+  const cases: Array<[string, string, string]> = [
+    ['/usr/bin/python3.11', '-c *', 'python3.11 runs the code -c gives it, and args = -c * leaves it to the user'],
+    ['/usr/bin/python3.11', '-I -m * ...', 'python3.11 loads the module -m names, and args = -I -m * ... leaves it to the user (-m *)'],
+    ['/usr/bin/pypy3', '-c ...', 'pypy3 runs the code -c gives it, and args = -c ... leaves it to the user'],
+    ['/usr/bin/perl', '-e *', 'perl runs the code -e gives it, and args = -e * leaves it to the user'],
+    ['/usr/bin/perl5.36.0', '-I * /usr/local/lib/probe.pl', 'perl5.36.0 loads code from where -I says, and args = -I * /usr/local/lib/probe.pl leaves it to the user (-I *)'],
+    ['/usr/bin/ruby3.1', '-e *', 'ruby3.1 runs the code -e gives it, and args = -e * leaves it to the user'],
+    ['/usr/bin/ruby3.1', '-r * /srv/app.rb', 'ruby3.1 loads the module -r names, and args = -r * /srv/app.rb leaves it to the user (-r *)'],
+    ['/usr/bin/node', '-e *', 'node runs the code -e gives it, and args = -e * leaves it to the user'],
+    ['/usr/bin/node', '--eval *', 'node runs the code --eval gives it, and args = --eval * leaves it to the user'],
+    ['/usr/bin/node', '-p *', 'node runs the code -p gives it, and args = -p * leaves it to the user'],
+    ['/usr/bin/nodejs', '--print ...', 'nodejs runs the code --print gives it, and args = --print ... leaves it to the user'],
+    ['/usr/bin/node', '--require * /srv/app.js', 'node loads the module --require names, and args = --require * /srv/app.js leaves it to the user (--require *)'],
+    ['/usr/bin/lua5.4', '-e *', 'lua5.4 runs the code -e gives it, and args = -e * leaves it to the user'],
+    ['/usr/bin/luajit', '-l * /srv/probe.lua', 'luajit loads the module -l names, and args = -l * /srv/probe.lua leaves it to the user (-l *)'],
+    ['/usr/bin/php8.2', '-r *', 'php8.2 runs the code -r gives it, and args = -r * leaves it to the user'],
+    ['/usr/bin/php8.2', '-d * /srv/probe.php', 'php8.2 reads the configuration -d gives it, which can load modules, and args = -d * /srv/probe.php leaves it to the user (-d *)'],
+    ['/usr/bin/bash', '-c *', 'bash runs the code -c gives it, and args = -c * leaves it to the user'],
+    ['/usr/bin/dash', '-e -c *', 'dash runs the code -c gives it, and args = -e -c * leaves it to the user (-c *)'],
+    ['/usr/bin/mawk', '-f *', 'mawk runs the file -f names, and args = -f * leaves it to the user'],
+    ['/usr/bin/gawk', '--source *', 'gawk runs the code --source gives it, and args = --source * leaves it to the user'],
+    ['/usr/bin/gawk', '-l * -f /srv/probe.awk', 'gawk loads the module -l names, and args = -l * -f /srv/probe.awk leaves it to the user (-l *)'],
+  ];
+  for (const [path, args, problem] of cases) {
+    t.strictSame(argsWarnings(path, args), [`${F}:4: [program] args: ${problem}, ${GRANTS}; ${PIN_SCRIPT}`], `${path} args = ${args}`);
+  }
+});
+
+t.test('args: a plugin loader whose module or configuration option is followed by a wildcard', async (t) => {
+  const fix = 'pin the code: name a root-owned file, or write the value itself';
+  const cases: Array<[string, string, string]> = [
+    ['/usr/sbin/nginx', '-g *', 'nginx reads the configuration -g gives it, which can load modules, and args = -g * leaves it to the user'],
+    ['/usr/sbin/nginx', '-c *', 'nginx reads the configuration -c gives it, which can load modules, and args = -c * leaves it to the user'],
+    ['/usr/sbin/apache2', '-C * -DFOREGROUND', 'apache2 reads the configuration -C gives it, which can load modules, and args = -C * -DFOREGROUND leaves it to the user (-C *)'],
+    ['/usr/sbin/httpd', '-c *', 'httpd reads the configuration -c gives it, which can load modules, and args = -c * leaves it to the user'],
+    ['/usr/bin/openssl', 's_server -accept 443 -engine *', 'openssl loads the module -engine names, and args = s_server -accept 443 -engine * leaves it to the user (-engine *)'],
+    ['/usr/bin/java', '-cp * Main', 'java loads code from where -cp says, and args = -cp * Main leaves it to the user (-cp *)'],
+    ['/usr/bin/java', '-classpath * Main', 'java loads code from where -classpath says, and args = -classpath * Main leaves it to the user (-classpath *)'],
+    ['/usr/bin/java', '-jar *', 'java runs the file -jar names, and args = -jar * leaves it to the user'],
+  ];
+  for (const [path, args, problem] of cases) {
+    t.strictSame(argsWarnings(path, args), [`${F}:4: [program] args: ${problem}, ${GRANTS}; ${fix}`], `${path} args = ${args}`);
+  }
+});
+
+t.test('args: a wildcard where the program still reads options or its script', async (t) => {
+  const fix = `${PIN_SCRIPT} before any * or ... (or end the options with -- before them)`;
+  const cases: Array<[string, string, string]> = [
+    ['/usr/bin/python3.11', '-I ...', 'python3.11 reads options up to its script, and args = -I ... has ... there, where the user can add -c, -m or a script of their own'],
+    ['/usr/bin/python3.11', '-W ignore * /srv/app.py', 'python3.11 reads options up to its script, and args = -W ignore * /srv/app.py has * there, where the user can add -c, -m or a script of their own'],
+    ['/usr/bin/perl', '-e print(1) ...', 'perl reads options after -e and its code, and args = -e print(1) ... has ... there, where the user can add -e, -E or -I'],
+    ['/usr/bin/node', '-e 0 *', 'node reads options after -e and its code, and args = -e 0 * has * there, where the user can add -e, --eval or -p'],
+    ['/usr/bin/mawk', '-F : *', 'mawk reads options up to its program text, and args = -F : * has * there, where the user can add -f or a program text of their own'],
+    ['/usr/bin/mawk', '-f /srv/probe.awk *', 'mawk reads options after -f and its code, and args = -f /srv/probe.awk * has * there, where the user can add -f'],
+  ];
+  for (const [path, args, problem] of cases) {
+    t.strictSame(argsWarnings(path, args), [`${F}:4: [program] args: ${problem}, ${GRANTS}; ${fix}`], `${path} args = ${args}`);
+  }
+  t.strictSame(argsWarnings('/usr/bin/python3.11', '-I -- *'), [
+    `${F}:4: [program] args: python3.11 takes its script after --, and args = -I -- * leaves it to the user, ${GRANTS}; ${PIN_SCRIPT}`,
+  ]);
+  t.strictSame(argsWarnings('/usr/sbin/nginx', '-c /etc/nginx/nginx.conf ...'), [
+    `${F}:4: [program] args: nginx reads options in all its arguments, and args = -c /etc/nginx/nginx.conf ... has ... there, where the user can add -g or -c, ${GRANTS}; write out every option (a wildcard among them can hold one that loads code)`,
+  ]);
+});
+
+t.test('args: no warning when the code or script is pinned, or for other programs', async (t) => {
+  const pinned: Array<[string, string]> = [
+    ['/usr/bin/python3.11', '/usr/local/lib/probe.py *'],
+    ['/usr/bin/python3.11', '-I /usr/local/lib/probe.py ...'],
+    ['/usr/bin/python3.11', '-c print(1)'],
+    ['/usr/bin/python3.11', '-c print(1) ...'],
+    ['/usr/bin/python3.11', '-I -m http.server 80 --bind 127.0.0.1 --directory /srv/www'],
+    ['/usr/bin/python3.11', '-m http.server * ...'],
+    ['/usr/bin/python3.11', '-I -- /srv/app.py *'],
+    ['/usr/bin/python3.11', '-W * /srv/app.py'],
+    ['/usr/bin/perl', '-e print(1) -- ...'],
+    ['/usr/bin/perl', '-T /usr/local/lib/probe.pl *'],
+    ['/usr/bin/ruby3.1', '-r json /srv/app.rb ...'],
+    ['/usr/bin/node', '/srv/app.js ...'],
+    ['/usr/bin/lua5.4', '/srv/probe.lua *'],
+    ['/usr/bin/php8.2', '/srv/probe.php *'],
+    ['/usr/bin/bash', '-c exit *'],
+    ['/usr/bin/bash', '/usr/local/lib/probe.sh *'],
+    ['/usr/bin/dash', '-c /usr/local/lib/probe.sh ...'],
+    ['/usr/bin/mawk', '{print} *'],
+    ['/usr/bin/mawk', '-f /srv/probe.awk -- *'],
+    ['/usr/bin/gawk', '-F : -f /srv/probe.awk -- ...'],
+    ['/usr/sbin/nginx', '-c /etc/nginx/nginx.conf'],
+    ['/usr/sbin/nginx', '-c /etc/nginx/nginx.conf -s *'],
+    ['/usr/sbin/apache2', '-DFOREGROUND -f /etc/apache2/apache2.conf'],
+    ['/usr/bin/java', '-jar /srv/app.jar ...'],
+    ['/usr/bin/java', '-cp /srv/app.jar Main ...'],
+    ['/usr/bin/openssl', 's_server -accept 443 -cert *'],
+  ];
+  for (const [path, args] of pinned) t.strictSame(argsWarnings(path, args), [], `${path} args = ${args}`);
+  for (const args of ['-c *', '-e *', '-g *', '-cp * Main', '-engine *', '...', '* ...']) {
+    t.strictSame(argsWarnings('/usr/bin/ping', args), [], `not an interpreter: ping args = ${args}`);
+  }
+});
+
+t.test('learn and check agree: a pin learn writes for an interpreter never draws a warning', async (t) => {
+  const runs: Array<[string, string[]]> = [
+    ['/usr/bin/python3.11', ['-c', 'print(1)']],
+    ['/usr/bin/python3.11', ['-m', 'http.server', '80', '--bind', '127.0.0.1']],
+    ['/usr/bin/python3.11', ['-I', '/usr/local/lib/probe.py', '...', '*']],
+    ['/usr/bin/perl', ['-e', 'print(1)', '-e', 'exit']],
+    ['/usr/bin/node', ['-e', '0']],
+    ['/usr/bin/bash', ['-c', 'exit']],
+    ['/usr/bin/mawk', ['-F', ':', '{print}']],
+    ['/usr/sbin/nginx', ['-c', '/etc/nginx/nginx.conf', '-g', 'daemon;']],
+    ['/usr/bin/java', ['-cp', '/srv/app.jar', 'Main']],
+  ];
+  for (const [path, argv] of runs) {
+    const pin = argsValue(argv);
+    t.strictSame(pin.loose, [], `${argv.join(' ')}: every word can be written`);
+    t.strictSame(argsWarnings(path, pin.text), [], `${path} args = ${pin.text}`);
+  }
+  // what learn cannot write it refuses, rather than write a * there
+  t.strictSame(argsValue(['-c', 'print("ran")']).loose, ['print("ran")']);
 });

@@ -13,11 +13,14 @@
  *   an error, never a guess;
  * - keep-env never names a variable the broker forbids (LD_*, search
  *   paths of interpreters, ...) or sets itself (environment.ts);
- * - a rule naming an interpreter or plugin loader without an argument pin
- *   draws a warning: it grants its calls to whatever code the user runs.
+ * - a rule naming an interpreter or plugin loader without an argument pin,
+ *   or whose args leave a code-taking option or the script to a wildcard
+ *   (code-options.ts), draws a warning: it grants its calls to whatever
+ *   code the user runs.
  */
 import { posix } from 'node:path';
 import { forbiddenReason, keptByDefault } from '../environment.js';
+import { codeLeftOpen } from './code-options.js';
 import type { ArgsPattern, ProgramRule } from './model.js';
 import {
   BAD, type Keys, Problem, type Read, type Report, type Section, at, checkKeys, lineOf, missing, parseAllowDeny, q,
@@ -195,6 +198,9 @@ function warnUnpinned(s: Section, path: string, args: ArgsPattern | undefined, r
   } else if (interpreter && !args.words.some((w) => w !== null)) {
     r.warn(lineOf(s, 'args'), s.name, 'args',
       `${what} and args = ${args.text} names none of its arguments (with none it reads code from standard input), ${why}; pin the script it runs`);
+  } else {
+    const open = codeLeftOpen(name, args);
+    if (open) r.warn(lineOf(s, 'args'), s.name, 'args', `${open.problem}, so this rule grants its calls to any code the user writes there; ${open.fix}`);
   }
 }
 
