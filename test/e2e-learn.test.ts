@@ -408,13 +408,17 @@ t.test('--merge refuses a rule whose args pin would refuse this run, before runn
   t.notMatch(r.stderr, /^ran$/m, 'the program did not run')
 })
 
-t.test('learn refuses an interpreter whose code argument a rule cannot pin, before running anything', async t => {
+t.test('learn refuses an interpreter whose code argument a rule cannot pin, or that reads code from standard input, before running anything', async t => {
   const r = await learn(['--', PYTHON3, '-c', 'print("ran")'])
   t.equal(r.code, 1, r.stderr)
   t.equal(r.stderr, `stx-elevate learn: ${basename(realpathSync(PYTHON3))} runs the code its arguments give, and the rule cannot pin "print(\\"ran\\")" `
     + '(args words hold no white space, quote or backslash): args = -c * would grant the calls as root to any code in its place; '
     + 'put that code in a root-owned script and learn the interpreter running the script\n')
   t.equal(r.stdout, '', 'no rule')
+  const stdin = await learn(['--', PYTHON3])
+  t.equal(stdin.code, 1, stdin.stderr)
+  t.equal(stdin.stderr, `stx-elevate learn: ${basename(realpathSync(PYTHON3))} with no arguments runs the code on its standard input, so a rule for it `
+    + 'would grant the calls as root to any code; put that code in a root-owned script and learn the interpreter running the script\n')
   const plain = await learn(['--', PYTHON3, '-c', 'print(1)'])
   t.equal(plain.code, 0, `an argument the rule can write is pinned as it is: ${plain.stderr}`)
   t.match(plain.stdout, /^args = -c print\(1\)$/m)

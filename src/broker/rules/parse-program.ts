@@ -186,6 +186,11 @@ export function runsCodeItIsGiven(path: string): boolean {
   return INTERPRETER.test(name) || LOADER.test(name);
 }
 
+/** An interpreter (by file name): with no arguments it runs the code on its standard input. */
+export function isInterpreter(path: string): boolean {
+  return INTERPRETER.test(posix.basename(path));
+}
+
 function warnUnpinned(s: Section, path: string, args: ArgsPattern | undefined, r: Report): void {
   const name = posix.basename(path);
   const interpreter = INTERPRETER.test(name);

@@ -19,7 +19,7 @@ import yargs from 'yargs';
 import { DEFAULT_EXEC_GROUP } from '../../shared/defaults.js';
 import { closeQuietly, getpwnam, type Passwd } from '../../shared/native/libc.js';
 import { BinaryError, type OpenBinary, openVerifiedBinary } from '../../broker/binary.js';
-import { runsCodeItIsGiven } from '../../broker/rules/parse-program.js';
+import { isInterpreter, runsCodeItIsGiven } from '../../broker/rules/parse-program.js';
 import { ResolveError, resolveProgram } from '../resolve.js';
 import { GRANT_ALL, NoTerminal, TerminalAsker } from '../learn/ask.js';
 import { buildLearningFilter } from '../learn/filter.js';
@@ -99,6 +99,10 @@ function plan(argv: string[], opts: { user?: string; output?: string; merge?: st
       }
       base = { file: merge, text, merge: true };
     } else {
+      if (args.length === 0 && isInterpreter(path)) {
+        throw new LearnFailure(`${basename(path)} with no arguments runs the code on its standard input, so a rule for it `
+          + 'would grant the calls as root to any code; put that code in a root-owned script and learn the interpreter running the script');
+      }
       const pin = runsCodeItIsGiven(path) ? argsValue(args) : undefined;
       // With * in their place the rule would give its grants to any code the user names there.
       if (pin && pin.loose.length > 0) {
