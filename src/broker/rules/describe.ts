@@ -43,7 +43,14 @@ function what(c: CallRule): string {
  * section `socket inet raw icmp denied with EACCES` (stx-elevate check and list).
  */
 export function describeCall(c: CallRule): string {
-  return c.deny ? `${what(c)} denied with ${errnoName(c.errno)}` : what(c);
+  return c.deny ? `${what(c)}${DENIED_WITH}${errnoName(c.errno)}` : what(c);
+}
+
+const DENIED_WITH = ' denied with ';
+
+/** Whether a line describeCall made (list receives them as text) is an as = deny section's. */
+export function describesDenial(line: string): boolean {
+  return line.includes(DENIED_WITH);
 }
 
 function who(rule: ProgramRule): string {

@@ -9,6 +9,7 @@ import { ProtocolError, type Programs } from '../../shared/protocol.js';
 import { BrokerConnection, unreachable } from '../broker-client.js';
 import { ClientFailure } from './run.js';
 import { LIST_USAGE } from './usage.js';
+import { describesDenial } from '../../broker/rules/describe.js';
 
 /** A rule's argument pattern for "no argument at all", as written (elevation.d(5)). */
 const NO_ARGUMENTS = '""';
@@ -68,9 +69,6 @@ function asJson(a: Programs): Omit<Programs, 'v' | 'type'> {
   return { uid: a.uid, user: a.user, programs: a.programs, omitted: a.omitted };
 }
 
-/** How describe.ts ends the line of an as = deny section. */
-const DENIED = / denied with E[A-Z0-9]+$/;
-
 /** sudo -l's shape: who, then each program with its calls as root, indented. */
 function humanList(a: Programs): string {
   const who = a.user ?? `uid ${a.uid}`;
@@ -78,8 +76,8 @@ function humanList(a: Programs): string {
   if (a.programs.length === 0 && a.omitted === 0) {
     lines.push(`${who} may not run any program through stx-elevate.`);
   } else {
-    // A deny section's line reads "... denied with ERRNO"; the heading must not call it a call as root.
-    const denies = a.programs.some((p) => p.calls.some((c) => DENIED.test(c)));
+    // The heading must not call a deny section's call one performed as root.
+    const denies = a.programs.some((p) => p.calls.some(describesDenial));
     lines.push(`${who} may run through stx-elevate, with these calls as root${denies ? ' (or refused, where it says denied)' : ''}:`);
     for (const p of a.programs) {
       lines.push(`    ${p.path}${p.args === null ? '' : p.args === NO_ARGUMENTS ? ' (with no arguments)' : ` (with the arguments ${p.args})`}`);
